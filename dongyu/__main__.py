@@ -1,0 +1,5 @@
+import sys
+
+from dongyu.cli.main import main
+
+sys.exit(main())

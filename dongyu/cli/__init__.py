@@ -1,0 +1,1 @@
+"""The ``dongyu`` command line: one sub-command module per area."""

@@ -1,0 +1,167 @@
+"""Labels, label types and the checks every label write goes through (spec 2, 3)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+from dongyu.errors import RecordRejected
+
+JSON = Any
+"""A JSON value: None, bool, int, finite float, str, list of JSON, dict str -> JSON."""
+
+CellKey = tuple[int, int, int]
+
+# Cells with a meaning of their own (spec 2, 4, 6).
+CONFIG_CELL: CellKey = (0, 0, 0)
+PIN_DECL_CELL: CellKey = (0, 0, 1)
+PIN_MAILBOX_CELL: CellKey = (0, 1, 1)
+
+# Reserved models.
+ROOT_MODEL = 0
+UI_MAILBOX_MODEL = -1
+EDITOR_STATE_MODEL = -2
+SYSTEM_MODEL = -10
+
+DATA_TYPES = frozenset({"str", "int", "float", "bool", "json"})
+FUNCTION_TYPES = frozenset({"function", "func.python"})
+UNSUPPORTED_FUNCTION_TYPES = frozenset({"func.js"})
+PIN_TYPES = frozenset({"PIN_IN", "PIN_OUT", "IN", "OUT", "MGMT_OUT", "MGMT_IN"})
+EVENT_TYPE = "event"
+
+CLEARABLE_TYPES = frozenset({"str", "int", "bool", "json"})
+RESERVED_KEYS = frozenset({"ui_event", "ui_event_error", "ui_event_last_op_id"})
+_PROTECTED_EXACT = frozenset({"pin_in", "pin_out", "v1n_id", "data_type"})
+_PROTECTED_PREFIXES = ("run_", "mqtt_", "matrix_", "CONNECT_")
+_PROTECTED_SUFFIXES = ("_CONNECT",)
+
+MAX_JSON_DEPTH = 64
+
+
+class Label(NamedTuple):
+    """One label ``{k, t, v}``; immutable, compared by value."""
+
+    k: str
+    t: str
+    v: JSON
+
+    def to_dict(self) -> dict[str, JSON]:
+        return {"k": self.k, "t": self.t, "v": self.v}
+
+
+def is_clearable(label: Label) -> bool:
+    """Whether ``cell_clear`` may remove this label (spec 3)."""
+    k = label.k
+    return (
+        label.t in CLEARABLE_TYPES
+        and k not in RESERVED_KEYS
+        and k not in _PROTECTED_EXACT
+        and not k.startswith(_PROTECTED_PREFIXES)
+        and not k.endswith(_PROTECTED_SUFFIXES)
+    )
+
+
+def is_function_type(t: str) -> bool:
+    return t in FUNCTION_TYPES or t in UNSUPPORTED_FUNCTION_TYPES
+
+
+def json_problem(v: object, depth: int = 0) -> str | None:
+    """Why ``v`` is not a JSON value, or ``None`` when it is one.
+
+    Refused: non-finite floats, tuples, sets, bytes, objects, dicts with
+    non-string keys, nesting deeper than :data:`MAX_JSON_DEPTH`.
+    """
+    tv = type(v)
+    if tv is str or tv is int or tv is bool or v is None:
+        return None
+    if tv is float:
+        return None if math.isfinite(v) else f"non-finite float {v!r} is not JSON"  # type: ignore[arg-type]
+    if depth >= MAX_JSON_DEPTH:
+        return f"nested deeper than {MAX_JSON_DEPTH} levels"
+    if tv is list:
+        for item in v:  # type: ignore[attr-defined]
+            problem = json_problem(item, depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    if tv is dict:
+        for key, item in v.items():  # type: ignore[attr-defined]
+            if type(key) is not str:
+                return f"object key {key!r} is not a string"
+            problem = json_problem(item, depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    return f"{tv.__name__} is not a JSON value"
+
+
+def copy_json(v: JSON) -> JSON:
+    """A deep copy of a JSON value (scalars are returned as they are).
+
+    The table never shares a mutable container with its callers: values are
+    copied on the way in and on the way out.
+    """
+    tv = type(v)
+    if tv is list:
+        return [copy_json(item) for item in v]
+    if tv is dict:
+        return {key: copy_json(item) for key, item in v.items()}
+    return v
+
+
+def type_name(v: object) -> str:
+    """The JSON-ish name of a value's type, for error messages."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "bool"
+    return {int: "int", float: "float", str: "str", list: "list", dict: "object"}.get(
+        type(v), type(v).__name__
+    )
+
+
+def check_int(field: str, value: object) -> int:
+    """``value`` if it is an int (a bool is not), else :class:`RecordRejected`."""
+    if type(value) is int:
+        return value
+    raise RecordRejected(
+        f"field '{field}' must be an integer, got {type_name(value)}", code="invalid_type"
+    )
+
+
+def check_key(field: str, value: object) -> str:
+    """``value`` if it is a non-empty string, else :class:`RecordRejected`."""
+    if type(value) is str and value:
+        return value
+    if type(value) is str:
+        raise RecordRejected(f"field '{field}' must be a non-empty string", code="invalid_value")
+    raise RecordRejected(
+        f"field '{field}' must be a string, got {type_name(value)}", code="invalid_type"
+    )
+
+
+def check_label(k: object, t: object, v: object) -> Label:
+    """Build a :class:`Label` from untrusted parts, or raise :class:`RecordRejected`.
+
+    Trust (who may write ``function`` labels) is not checked here; see
+    :mod:`dongyu.patch.engine`.
+    """
+    key = check_key("k", k)
+    typ = check_key("t", t)
+    problem = json_problem(v)
+    if problem is not None:
+        raise RecordRejected(f"field 'v' is not JSON: {problem}", code="invalid_json")
+    if typ in UNSUPPORTED_FUNCTION_TYPES:
+        raise RecordRejected(
+            f"label '{key}' has type '{typ}': JavaScript functions are not supported by this "
+            "port; write the function in Python with type 'function' or 'func.python'",
+            code="unsupported_function_type",
+        )
+    if typ in FUNCTION_TYPES and type(v) is not str:
+        raise RecordRejected(
+            f"function label '{key}' must hold Python source as a string, got {type_name(v)}",
+            code="invalid_function",
+        )
+    if type(v) is list or type(v) is dict:
+        v = copy_json(v)
+    return Label(key, typ, v)

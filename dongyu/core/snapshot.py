@@ -1,0 +1,165 @@
+"""Deterministic snapshots of a ModelTable, and back (spec 2).
+
+``{"models": {"<id>": {"id", "name", "type", "cells": {"p,r,c": {"p", "r",
+"c", "labels": {"<k>": {"k", "t", "v"}}}}}}}``. :func:`snapshot_bytes` is
+canonical: keys sorted, no spaces, ASCII only, so the same table always gives
+the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dongyu.core.labels import EVENT_TYPE, JSON, ROOT_MODEL, CellKey, Label, check_label, copy_json
+from dongyu.core.table import Model, ModelTable
+from dongyu.errors import InvalidSnapshot, RecordRejected
+
+Snapshot = dict[str, Any]
+
+
+def to_snapshot(table: ModelTable) -> Snapshot:
+    """The table as a snapshot dict (containers are copies, never the table's own)."""
+    models: dict[str, JSON] = {}
+    for model_id, model in table.models.items():
+        cells: dict[str, JSON] = {}
+        for (p, r, c), cell in model.cells.items():
+            labels = {}
+            for k, label in cell.items():
+                v = label.v
+                if type(v) is list or type(v) is dict:
+                    v = copy_json(v)
+                labels[k] = {"k": k, "t": label.t, "v": v}
+            cells[f"{p},{r},{c}"] = {"p": p, "r": r, "c": c, "labels": labels}
+        models[str(model_id)] = {
+            "id": model_id,
+            "name": model.name,
+            "type": model.type,
+            "cells": cells,
+        }
+    return {"models": models}
+
+
+def dumps_canonical(value: JSON) -> str:
+    """Canonical JSON text: sorted keys, compact, ASCII, no NaN/Infinity."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+
+
+def snapshot_bytes(table: ModelTable) -> bytes:
+    """The canonical serialisation of the table's snapshot."""
+    return dumps_canonical(to_snapshot(table)).encode("ascii")
+
+
+def _expect(cond: bool, where: str, what: str) -> None:
+    if not cond:
+        raise InvalidSnapshot(f"{where}: {what}")
+
+
+def _int_key(text: str, where: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidSnapshot(f"{where}: key {text!r} is not an integer") from None
+    _expect(str(value) == text, where, f"key {text!r} is not in canonical integer form")
+    return value
+
+
+def _load_cell(model: Model, cell_key: str, raw: object, where: str) -> None:
+    _expect(isinstance(raw, dict), where, "a cell must be an object")
+    assert isinstance(raw, dict)
+    parts = cell_key.split(",")
+    _expect(len(parts) == 3, where, f"cell key {cell_key!r} is not 'p,r,c'")
+    key: CellKey = (_int_key(parts[0], where), _int_key(parts[1], where), _int_key(parts[2], where))
+    for name, value in zip(("p", "r", "c"), key, strict=True):
+        _expect(
+            type(raw.get(name)) is int and raw[name] == value, where, f"'{name}' must be {value}"
+        )
+    labels = raw.get("labels")
+    _expect(isinstance(labels, dict), where, "'labels' must be an object")
+    assert isinstance(labels, dict)
+    cell: dict[str, Label] = {}
+    for k, lab in labels.items():
+        lwhere = f"{where} label {k!r}"
+        _expect(isinstance(lab, dict), lwhere, "a label must be an object")
+        _expect(lab.get("k") == k, lwhere, "'k' must equal its key")
+        _expect("t" in lab and "v" in lab, lwhere, "a label needs 't' and 'v'")
+        try:
+            label = check_label(lab["k"], lab["t"], lab["v"])
+        except RecordRejected as exc:
+            raise InvalidSnapshot(f"{lwhere}: {exc.detail}") from exc
+        if not (label.t == EVENT_TYPE and label.v is None):  # a cleared mailbox is no label
+            cell[k] = label
+    if cell:
+        model.cells[key] = cell
+
+
+def from_snapshot(snapshot: object) -> ModelTable:
+    """Build a table from a snapshot dict; :class:`InvalidSnapshot` says what is wrong.
+
+    Empty cells and cleared (``null``) event labels are dropped; a snapshot without model 0 still gives a table
+    with the root model.
+    """
+    _expect(isinstance(snapshot, dict), "snapshot", "must be an object")
+    assert isinstance(snapshot, dict)
+    models = snapshot.get("models")
+    _expect(isinstance(models, dict), "snapshot", "'models' must be an object")
+    assert isinstance(models, dict)
+    table = ModelTable()
+    for id_text, raw in models.items():
+        where = f"model {id_text!r}"
+        model_id = _int_key(id_text, where)
+        _expect(isinstance(raw, dict), where, "a model must be an object")
+        _expect(
+            type(raw.get("id")) is int and raw["id"] == model_id, where, "'id' must equal its key"
+        )
+        for field in ("name", "type"):
+            _expect(
+                isinstance(raw.get(field), str) and bool(raw[field]),
+                where,
+                f"'{field}' must be a non-empty string",
+            )
+        cells = raw.get("cells")
+        _expect(isinstance(cells, dict), where, "'cells' must be an object")
+        model = Model(model_id, raw["name"], raw["type"])
+        for cell_key, cell_raw in cells.items():
+            _load_cell(model, cell_key, cell_raw, f"{where} cell {cell_key!r}")
+        table.models[model_id] = model
+    return table
+
+
+def snapshot_to_patch(snapshot: Snapshot, op_id: str) -> dict[str, JSON]:
+    """An mt.v0 patch that rebuilds ``snapshot`` on an empty table.
+
+    Apply it as trusted with model creation allowed. The root model is not
+    created (it always exists); other models come first, then their labels.
+    """
+    records: list[JSON] = []
+    models = snapshot["models"]
+    for model in models.values():
+        if model["id"] != ROOT_MODEL:
+            records.append(
+                {
+                    "op": "create_model",
+                    "model_id": model["id"],
+                    "name": model["name"],
+                    "type": model["type"],
+                }
+            )
+    for model in models.values():
+        for cell in model["cells"].values():
+            for label in cell["labels"].values():
+                records.append(
+                    {
+                        "op": "add_label",
+                        "model_id": model["id"],
+                        "p": cell["p"],
+                        "r": cell["r"],
+                        "c": cell["c"],
+                        "k": label["k"],
+                        "t": label["t"],
+                        "v": label["v"],
+                    }
+                )
+    return {"version": "mt.v0", "op_id": op_id, "records": records}

@@ -1,0 +1,54 @@
+"""Program models shipped with dongyu, as mt.v0 patch files (spec 8).
+
+- ``remote_worker``: model 2, the seed's worker (``process_mqtt_message``).
+- ``color_form``: model 100, the colour form and its worker function
+  (``on_color_submit``, bound to pin ``event_in``).
+
+:func:`load` takes one of these names or the path of a patch file.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from dongyu.errors import UnknownProgram
+
+
+def names() -> list[str]:
+    """The names of the shipped program models."""
+    folder = resources.files(__name__)
+    return sorted(
+        p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json")
+    )
+
+
+def load(name_or_path: str | Path) -> dict[str, Any]:
+    """The patch of a shipped program model, or of a patch file.
+
+    Raises :class:`UnknownProgram` for a name that is neither, and for a file
+    that is not JSON.
+    """
+    text: str
+    source = str(name_or_path)
+    if isinstance(name_or_path, str) and name_or_path in names():
+        text = resources.files(__name__).joinpath(f"{name_or_path}.json").read_text("utf-8")
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise UnknownProgram(
+                f"{source!r} is neither a shipped program model ({', '.join(names())}) nor a file"
+            )
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UnknownProgram(f"cannot read {source}: {exc}") from exc
+    try:
+        patch = json.loads(text)
+    except ValueError as exc:
+        raise UnknownProgram(f"{source} is not JSON: {exc}") from exc
+    if not isinstance(patch, dict):
+        raise UnknownProgram(f"{source} does not hold a patch object")
+    return patch
