@@ -65,42 +65,49 @@ def is_function_type(t: str) -> bool:
     return t in FUNCTION_TYPES or t in UNSUPPORTED_FUNCTION_TYPES
 
 
-def json_problem(v: object, depth: int = 0) -> str | None:
-    """Why ``v`` is not a JSON value, or ``None`` when it is one.
+class NotJSON(ValueError):
+    """Raised by :func:`clean_json` with the reason a value is not JSON."""
+
+
+def clean_json(v: object, depth: int = 0) -> JSON:
+    """A deep copy of ``v`` if it is a JSON value, else :class:`NotJSON` saying why.
 
     Refused: non-finite floats, tuples, sets, bytes, objects, dicts with
-    non-string keys, nesting deeper than :data:`MAX_JSON_DEPTH`.
+    non-string keys, nesting deeper than :data:`MAX_JSON_DEPTH`. Scalars are
+    returned as they are; lists and dicts are copied, so the table never
+    shares a mutable container with its callers, and the keys of every
+    object are put in sorted order (what makes snapshots canonical cheaply).
     """
     tv = type(v)
     if tv is str or tv is int or tv is bool or v is None:
-        return None
+        return v
     if tv is float:
-        return None if math.isfinite(v) else f"non-finite float {v!r} is not JSON"  # type: ignore[arg-type]
+        if math.isfinite(v):  # type: ignore[arg-type]
+            return v
+        raise NotJSON(f"non-finite float {v!r} is not JSON")
     if depth >= MAX_JSON_DEPTH:
-        return f"nested deeper than {MAX_JSON_DEPTH} levels"
-    if tv is list:
-        for item in v:  # type: ignore[attr-defined]
-            problem = json_problem(item, depth + 1)
-            if problem is not None:
-                return problem
-        return None
-    if tv is dict:
-        for key, item in v.items():  # type: ignore[attr-defined]
+        raise NotJSON(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(v, list) and tv is list:
+        return [clean_json(item, depth + 1) for item in v]
+    if isinstance(v, dict) and tv is dict:
+        for key in v:
             if type(key) is not str:
-                return f"object key {key!r} is not a string"
-            problem = json_problem(item, depth + 1)
-            if problem is not None:
-                return problem
-        return None
-    return f"{tv.__name__} is not a JSON value"
+                raise NotJSON(f"object key {key!r} is not a string")
+        return {key: clean_json(v[key], depth + 1) for key in sorted(v)}
+    raise NotJSON(f"{tv.__name__} is not a JSON value")
+
+
+def json_problem(v: object) -> str | None:
+    """Why ``v`` is not a JSON value (see :func:`clean_json`), or ``None`` when it is one."""
+    try:
+        clean_json(v)
+    except NotJSON as exc:
+        return str(exc)
+    return None
 
 
 def copy_json(v: JSON) -> JSON:
-    """A deep copy of a JSON value (scalars are returned as they are).
-
-    The table never shares a mutable container with its callers: values are
-    copied on the way in and on the way out.
-    """
+    """A deep copy of a JSON value already known to be valid (scalars as they are)."""
     tv = type(v)
     if tv is list:
         return [copy_json(item) for item in v]
@@ -148,9 +155,10 @@ def check_label(k: object, t: object, v: object) -> Label:
     """
     key = check_key("k", k)
     typ = check_key("t", t)
-    problem = json_problem(v)
-    if problem is not None:
-        raise RecordRejected(f"field 'v' is not JSON: {problem}", code="invalid_json")
+    try:
+        v = clean_json(v)
+    except NotJSON as exc:
+        raise RecordRejected(f"field 'v' is not JSON: {exc}", code="invalid_json") from None
     if typ in UNSUPPORTED_FUNCTION_TYPES:
         raise RecordRejected(
             f"label '{key}' has type '{typ}': JavaScript functions are not supported by this "
@@ -162,6 +170,4 @@ def check_label(k: object, t: object, v: object) -> Label:
             f"function label '{key}' must hold Python source as a string, got {type_name(v)}",
             code="invalid_function",
         )
-    if type(v) is list or type(v) is dict:
-        v = copy_json(v)
     return Label(key, typ, v)

@@ -2,8 +2,9 @@
 
 ``{"models": {"<id>": {"id", "name", "type", "cells": {"p,r,c": {"p", "r",
 "c", "labels": {"<k>": {"k", "t", "v"}}}}}}}``. :func:`snapshot_bytes` is
-canonical: keys sorted, no spaces, ASCII only, so the same table always gives
-the same bytes.
+canonical: one fixed key order (models by id and cells by (p, r, c),
+numerically; every other object's keys sorted), no spaces, ASCII only, so the
+same table always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from dongyu.core.gcpause import gc_paused
 from dongyu.core.labels import EVENT_TYPE, JSON, ROOT_MODEL, CellKey, Label, check_label, copy_json
 from dongyu.core.table import Model, ModelTable
 from dongyu.errors import InvalidSnapshot, RecordRejected
@@ -20,23 +22,38 @@ Snapshot = dict[str, Any]
 
 def to_snapshot(table: ModelTable) -> Snapshot:
     """The table as a snapshot dict (containers are copies, never the table's own)."""
+    return _snapshot(table, copy=True)
+
+
+def _snapshot(table: ModelTable, copy: bool) -> Snapshot:
+    """Models, cells and labels in sorted order (models and cells numerically).
+
+    Label values' objects are stored with sorted keys (see
+    :func:`~dongyu.core.labels.clean_json`), so the whole dict is in one
+    canonical order and can be serialised without ``sort_keys``.
+    """
     models: dict[str, JSON] = {}
-    for model_id, model in table.models.items():
-        cells: dict[str, JSON] = {}
-        for (p, r, c), cell in model.cells.items():
-            labels = {}
-            for k, label in cell.items():
-                v = label.v
-                if type(v) is list or type(v) is dict:
-                    v = copy_json(v)
-                labels[k] = {"k": k, "t": label.t, "v": v}
-            cells[f"{p},{r},{c}"] = {"p": p, "r": r, "c": c, "labels": labels}
-        models[str(model_id)] = {
-            "id": model_id,
-            "name": model.name,
-            "type": model.type,
-            "cells": cells,
-        }
+    with gc_paused(sum(len(m.cells) for m in table.models.values()) >= 1_000):
+        for model_id in sorted(table.models):
+            model = table.models[model_id]
+            cells: dict[str, JSON] = {}
+            model_cells = model.cells
+            for key in sorted(model_cells):
+                cell = model_cells[key]
+                labels = {}
+                for k in sorted(cell) if len(cell) > 1 else cell:
+                    label = cell[k]
+                    v = label.v
+                    if copy and (type(v) is list or type(v) is dict):
+                        v = copy_json(v)
+                    labels[k] = {"k": k, "t": label.t, "v": v}
+                cells["%d,%d,%d" % key]  # noqa: UP031 (faster than an f-string here) = {"c": key[2], "labels": labels, "p": key[0], "r": key[1]}
+            models[str(model_id)] = {
+                "cells": cells,
+                "id": model_id,
+                "name": model.name,
+                "type": model.type,
+            }
     return {"models": models}
 
 
@@ -48,8 +65,13 @@ def dumps_canonical(value: JSON) -> str:
 
 
 def snapshot_bytes(table: ModelTable) -> bytes:
-    """The canonical serialisation of the table's snapshot."""
-    return dumps_canonical(to_snapshot(table)).encode("ascii")
+    """The canonical serialisation of the table's snapshot: compact, ASCII, every
+    object's keys in a fixed order (models and cells numerically, all else sorted)."""
+    # The dict is serialised at once and never escapes, so it may share the table's values.
+    snapshot = _snapshot(table, copy=False)
+    return json.dumps(snapshot, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode(
+        "ascii"
+    )
 
 
 def _expect(cond: bool, where: str, what: str) -> None:
