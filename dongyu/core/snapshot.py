@@ -47,7 +47,8 @@ def _snapshot(table: ModelTable, copy: bool) -> Snapshot:
                     if copy and (type(v) is list or type(v) is dict):
                         v = copy_json(v)
                     labels[k] = {"k": k, "t": label.t, "v": v}
-                cells["%d,%d,%d" % key]  # noqa: UP031 (faster than an f-string here) = {"c": key[2], "labels": labels, "p": key[0], "r": key[1]}
+                cell_id = "%d,%d,%d" % key  # noqa: UP031 (faster than an f-string here)
+                cells[cell_id] = {"c": key[2], "labels": labels, "p": key[0], "r": key[1]}
             models[str(model_id)] = {
                 "cells": cells,
                 "id": model_id,
