@@ -301,13 +301,13 @@ class PatchEngine:
             model_id, key = _cell_of(rec)
         label = check_label(k, t, v)
         table = self.table
-        if model_id not in table.models:
-            if not create:
-                raise RecordRejected(
-                    f"model {model_id} does not exist (model creation is not allowed)",
-                    code="model_not_found",
-                )
-            table.ensure_model(model_id, trace_id, ts)
+        missing = model_id not in table.models
+        if missing and not create:
+            raise RecordRejected(
+                f"model {model_id} does not exist (model creation is not allowed)",
+                code="model_not_found",
+            )
+        # every check before the model is created: a rejected record changes nothing
         if label.t in FUNCTION_TYPES:
             if not trusted:
                 raise _untrusted_function("add", label.k)
@@ -316,6 +316,8 @@ class PatchEngine:
             prev = table.get_label(model_id, key, label.k)
             if prev is not None and prev.t in FUNCTION_TYPES:
                 raise _untrusted_function("overwrite", label.k)
+        if missing:
+            table.ensure_model(model_id, trace_id, ts)
         return table.put_label(model_id, key, label, trace_id, ts)
 
     def _rm_label(self, rec: dict[str, Any], trusted: bool, trace_id: str, ts: int | None) -> Event:
