@@ -36,6 +36,10 @@ _PROTECTED_PREFIXES = ("run_", "mqtt_", "matrix_", "CONNECT_")
 _PROTECTED_SUFFIXES = ("_CONNECT",)
 
 MAX_JSON_DEPTH = 64
+MAX_INT_BITS = 14_000
+"""Integers are limited to this many bits (about 4,200 digits): CPython refuses to turn
+larger ones into text (its 4,300-digit limit), so they could not be serialised."""
+INT_LIMIT = 1 << MAX_INT_BITS
 
 
 class Label(NamedTuple):
@@ -79,8 +83,12 @@ def clean_json(v: object, depth: int = 0) -> JSON:
     object are put in sorted order (what makes snapshots canonical cheaply).
     """
     tv = type(v)
-    if tv is str or tv is int or tv is bool or v is None:
+    if tv is str or tv is bool or v is None:
         return v
+    if tv is int:
+        if -INT_LIMIT < v < INT_LIMIT:  # type: ignore[operator]
+            return v
+        raise NotJSON(f"integer of {v.bit_length()} bits is too large (limit {MAX_INT_BITS} bits)")  # type: ignore[attr-defined]
     if tv is float:
         if math.isfinite(v):  # type: ignore[arg-type]
             return v
@@ -130,7 +138,12 @@ def type_name(v: object) -> str:
 def check_int(field: str, value: object) -> int:
     """``value`` if it is an int (a bool is not), else :class:`RecordRejected`."""
     if type(value) is int:
-        return value
+        if -INT_LIMIT < value < INT_LIMIT:
+            return value
+        raise RecordRejected(
+            f"field '{field}' is an integer of {value.bit_length()} bits (limit {MAX_INT_BITS})",
+            code="invalid_value",
+        )
     raise RecordRejected(
         f"field '{field}' must be an integer, got {type_name(value)}", code="invalid_type"
     )

@@ -112,11 +112,12 @@ class ModelTable:
 
     def ensure_model(
         self, model_id: int, trace_id: str | None = None, ts: int | None = None
-    ) -> None:
+    ) -> Event | None:
         """Create ``model_id`` with its default name and type if it is missing."""
-        if model_id not in self.models:
-            name, model_type = default_model_identity(model_id)
-            self.add_model(model_id, name, model_type, trace_id, ts)
+        if model_id in self.models:
+            return None
+        name, model_type = default_model_identity(model_id)
+        return self.add_model(model_id, name, model_type, trace_id, ts)
 
     def put_label(
         self,

@@ -23,6 +23,7 @@ from dongyu.core.functions import compile_function
 from dongyu.core.gcpause import gc_paused
 from dongyu.core.labels import (
     FUNCTION_TYPES,
+    INT_LIMIT,
     ROOT_MODEL,
     CellKey,
     Label,
@@ -178,13 +179,18 @@ class PatchEngine:
                             except NotJSON:
                                 tv = type(None)  # not JSON: the slow path says why
                         elif tv is float and math.isfinite(v):
-                            tv = int  # a finite float is as good as an int here
+                            tv = str  # a finite float is as good as a string here
+                        elif tv is int and not -INT_LIMIT < v < INT_LIMIT:
+                            tv = type(None)  # too large: the slow path says why
                         model = models.get(model_id) if type(model_id) is int else None
                         if (
                             model is not None
                             and type(p) is int
                             and type(r) is int
                             and type(c) is int
+                            and -INT_LIMIT < p < INT_LIMIT
+                            and -INT_LIMIT < r < INT_LIMIT
+                            and -INT_LIMIT < c < INT_LIMIT
                             and type(k) is str
                             and k
                             and type(t) is str
@@ -259,7 +265,7 @@ class PatchEngine:
                     f"a record must be an object, got {type_name(rec)}", code="invalid_record"
                 )
             if op == "add_label":
-                events.append(self._add_label(rec, trusted, create, trace_id, ts))
+                events.extend(self._add_label(rec, trusted, create, trace_id, ts))
             elif op == "rm_label":
                 events.append(self._rm_label(rec, trusted, trace_id, ts))
             elif op == "create_model":
@@ -282,23 +288,11 @@ class PatchEngine:
 
     def _add_label(
         self, rec: dict[str, Any], trusted: bool, create: bool, trace_id: str, ts: int | None
-    ) -> Event:
-        try:
-            model_id, p, r, c, k, t, v = (
-                rec["model_id"],
-                rec["p"],
-                rec["r"],
-                rec["c"],
-                rec["k"],
-                rec["t"],
-                rec["v"],
-            )
-        except KeyError:
-            raise _missing(rec, _LABEL_FIELDS) from None
-        if type(model_id) is int and type(p) is int and type(r) is int and type(c) is int:
-            key = (p, r, c)
-        else:
-            model_id, key = _cell_of(rec)
+    ) -> list[Event]:
+        if not all(name in rec for name in _LABEL_FIELDS):
+            raise _missing(rec, _LABEL_FIELDS)
+        k, t, v = rec["k"], rec["t"], rec["v"]
+        model_id, key = _cell_of(rec)
         label = check_label(k, t, v)
         table = self.table
         missing = model_id not in table.models
@@ -316,9 +310,9 @@ class PatchEngine:
             prev = table.get_label(model_id, key, label.k)
             if prev is not None and prev.t in FUNCTION_TYPES:
                 raise _untrusted_function("overwrite", label.k)
-        if missing:
-            table.ensure_model(model_id, trace_id, ts)
-        return table.put_label(model_id, key, label, trace_id, ts)
+        created = table.ensure_model(model_id, trace_id, ts) if missing else None
+        event = table.put_label(model_id, key, label, trace_id, ts)
+        return [event] if created is None else [created, event]
 
     def _rm_label(self, rec: dict[str, Any], trusted: bool, trace_id: str, ts: int | None) -> Event:
         if "k" not in rec:
