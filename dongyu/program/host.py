@@ -46,3 +46,27 @@ class RecordingHost:
 
     def publish_mqtt(self, topic: str, payload: JSON) -> None:
         self.mqtt.append((topic, payload))
+
+
+class OutboxHost:
+    """A host that queues messages until its service drains and sends them.
+
+    The services run the (synchronous) program engine, then :meth:`drain` the
+    outbox and hand each message to their asynchronous bus adapter.
+    """
+
+    def __init__(self) -> None:
+        self._matrix: list[dict[str, JSON]] = []
+        self._mqtt: list[tuple[str, JSON]] = []
+
+    def send_matrix(self, payload: dict[str, JSON]) -> None:
+        self._matrix.append(payload)
+
+    def publish_mqtt(self, topic: str, payload: JSON) -> None:
+        self._mqtt.append((topic, payload))
+
+    def drain(self) -> tuple[list[dict[str, JSON]], list[tuple[str, JSON]]]:
+        """The queued Matrix and MQTT messages, in order; the outbox is then empty."""
+        matrix, mqtt = self._matrix, self._mqtt
+        self._matrix, self._mqtt = [], []
+        return matrix, mqtt

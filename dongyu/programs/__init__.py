@@ -3,6 +3,8 @@
 - ``remote_worker``: model 2, the seed's worker (``process_mqtt_message``).
 - ``color_form``: model 100, the colour form and its worker function
   (``on_color_submit``, bound to pin ``event_in``).
+- ``ui_server``: the UI mailbox (model -1) and ``forward_ui_events``, which
+  sends a UI event to the management bus (spec 7.1, 7.2).
 
 :func:`load` takes one of these names or the path of a patch file.
 """

@@ -1,0 +1,173 @@
+"""The worker's pure logic: one MQTT message in, pin writes and function runs, replies out.
+
+No I/O: the service (:mod:`dongyu.worker.service`) feeds it messages from the
+broker and publishes what :meth:`WorkerCore.handle` returns.
+
+Routing (spec 6): a message on ``<base>/<model_id>/<pin>`` where ``pin`` is a
+declared ``PIN_IN`` of the model goes to that pin; any other message for the
+model lands in ``mqtt_in``. A payload that is not JSON, is not an object, or
+whose ``op_id`` was handled before, is refused (and counted) without touching
+the table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+from dongyu.bridge.translate import parse_topic
+from dongyu.core.labels import CONFIG_CELL, EDITOR_STATE_MODEL, JSON, Label
+from dongyu.errors import DongyuError, ValidationError
+from dongyu.messages.hops import stamp
+from dongyu.patch.dedup import OpIdWindow
+from dongyu.patch.envelope import loads_json
+from dongyu.program.host import OutboxHost
+from dongyu.program.runtime import FunctionRun, Runtime
+
+log = logging.getLogger("dongyu.worker.core")
+
+FALLBACK_PIN = "mqtt_in"
+MAX_PAYLOAD_BYTES = 1_000_000
+
+
+@dataclass
+class WorkerMetrics:
+    """Counters exported on ``/metrics``."""
+
+    messages_in: int = 0
+    messages_out: int = 0
+    duplicates: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    function_runs: int = 0
+    function_errors: int = 0
+    function_seconds: float = 0.0
+
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What one message did."""
+
+    topic: str
+    op_id: str | None
+    pin: str | None
+    runs: tuple[FunctionRun, ...] = ()
+    replies: tuple[tuple[str, JSON], ...] = ()
+    refused: str | None = None
+    duplicate: bool = False
+
+
+class WorkerCore:
+    def __init__(
+        self,
+        runtime: Runtime,
+        outbox: OutboxHost,
+        *,
+        model_id: int,
+        topic_base: str,
+        worker_id: str,
+        dedup: OpIdWindow | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.outbox = outbox
+        self.model_id = model_id
+        self.topic_base = topic_base.strip("/")
+        self.worker_id = worker_id
+        self.dedup = dedup if dedup is not None else OpIdWindow(10_000)
+        self.metrics = WorkerMetrics()
+        if not runtime.table.has_model(model_id):
+            raise ValidationError(f"the program model does not define model {model_id}")
+        runtime.table.ensure_model(EDITOR_STATE_MODEL)
+        runtime.table.put_label(
+            EDITOR_STATE_MODEL, CONFIG_CELL, Label("worker_id", "str", worker_id)
+        )
+
+    @property
+    def subscription(self) -> str:
+        """The topic filter of the seed's worker: ``<base>/<model_id>/#``."""
+        return f"{self.topic_base}/{self.model_id}/#"
+
+    def handle(self, topic: str, payload: bytes) -> Handled:
+        """Handle one message; never raises for bad input (the result says why)."""
+        self.metrics.messages_in += 1
+        log.info("topic received: %s (%d bytes)", topic, len(payload))
+        try:
+            model_id, pin = parse_topic(self.topic_base, topic)
+            if model_id != self.model_id:
+                raise ValidationError(
+                    f"topic {topic!r} is for model {model_id}, not {self.model_id}"
+                )
+            if len(payload) > MAX_PAYLOAD_BYTES:
+                raise ValidationError(
+                    f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}"
+                )
+            try:
+                message = loads_json(payload)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ValidationError(f"payload is not JSON: {exc}", code="not_json") from exc
+            if not isinstance(message, dict):
+                raise ValidationError("payload is not a JSON object", code="not_an_object")
+        except DongyuError as exc:
+            return self._refuse(topic, None, exc)
+        log.info("payload: %s", _preview(payload))
+        op_id = message.get("op_id") if isinstance(message.get("op_id"), str) else None
+        if op_id is not None and op_id in self.dedup:
+            self.metrics.duplicates += 1
+            log.info("op_id %s already handled: ignored (duplicate delivery)", op_id)
+            return Handled(topic, op_id, None, duplicate=True)
+        if "hops" in message:
+            try:
+                message["hops"] = stamp(message["hops"], "worker.received")
+            except ValidationError as exc:
+                return self._refuse(topic, op_id, exc)
+        target_pin = pin if pin in self.runtime.declared_pins(model_id) else FALLBACK_PIN
+        try:
+            runs = self.runtime.write_pin(
+                model_id, target_pin, message, trace_id=op_id, op_id=op_id
+            )
+        except DongyuError as exc:
+            return self._refuse(topic, op_id, exc)
+        if op_id is not None:
+            self.dedup.add(op_id)
+        log.info("written to PIN_IN %s of model %d [op_id %s]", target_pin, model_id, op_id)
+        for run in runs:
+            self.metrics.function_runs += 1
+            self.metrics.function_seconds += run.duration_ns / 1e9
+            if not run.ok:
+                self.metrics.function_errors += 1
+        _, mqtt = self.outbox.drain()
+        replies = tuple((t, _stamp_reply(p, message.get("hops"))) for t, p in mqtt)
+        self.metrics.messages_out += len(replies)
+        if runs and all(r.ok for r in runs):
+            log.info("processed successfully [op_id %s]: %d function run(s)", op_id, len(runs))
+        elif not runs:
+            log.warning(
+                "no function is bound to pin %s of model %d [op_id %s]", target_pin, model_id, op_id
+            )
+        return Handled(topic, op_id, target_pin, tuple(runs), replies)
+
+    def _refuse(self, topic: str, op_id: str | None, exc: DongyuError) -> Handled:
+        self.metrics.reject(exc.code)
+        log.warning("message on %s refused: %s", topic, exc)
+        return Handled(topic, op_id, None, refused=str(exc))
+
+
+def _stamp_reply(payload: JSON, request_hops: JSON) -> JSON:
+    """A reply carries the request's hops (unless its function set its own) plus the worker's."""
+    if isinstance(payload, dict):
+        hops = payload.get("hops", request_hops)
+        return {**payload, "hops": stamp(hops, "worker.reply")}
+    return payload
+
+
+def _preview(payload: bytes, limit: int = 300) -> str:
+    text = payload.decode("utf-8", "replace")
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+def encode(payload: JSON) -> bytes:
+    """A reply's bytes on the wire (compact JSON)."""
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode("utf-8")
