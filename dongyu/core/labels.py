@@ -40,6 +40,7 @@ MAX_INT_BITS = 14_000
 """Integers are limited to this many bits (about 4,200 digits): CPython refuses to turn
 larger ones into text (its 4,300-digit limit), so they could not be serialised."""
 INT_LIMIT = 1 << MAX_INT_BITS
+INT_FLOOR = -INT_LIMIT
 
 
 class Label(NamedTuple):
@@ -86,7 +87,7 @@ def clean_json(v: object, depth: int = 0) -> JSON:
     if tv is str or tv is bool or v is None:
         return v
     if tv is int:
-        if -INT_LIMIT < v < INT_LIMIT:  # type: ignore[operator]
+        if INT_FLOOR < v < INT_LIMIT:  # type: ignore[operator]
             return v
         raise NotJSON(f"integer of {v.bit_length()} bits is too large (limit {MAX_INT_BITS} bits)")  # type: ignore[attr-defined]
     if tv is float:
@@ -138,7 +139,7 @@ def type_name(v: object) -> str:
 def check_int(field: str, value: object) -> int:
     """``value`` if it is an int (a bool is not), else :class:`RecordRejected`."""
     if type(value) is int:
-        if -INT_LIMIT < value < INT_LIMIT:
+        if INT_FLOOR < value < INT_LIMIT:
             return value
         raise RecordRejected(
             f"field '{field}' is an integer of {value.bit_length()} bits (limit {MAX_INT_BITS})",

@@ -23,6 +23,7 @@ from dongyu.core.functions import compile_function
 from dongyu.core.gcpause import gc_paused
 from dongyu.core.labels import (
     FUNCTION_TYPES,
+    INT_FLOOR,
     INT_LIMIT,
     ROOT_MODEL,
     CellKey,
@@ -156,6 +157,7 @@ class PatchEngine:
         pending: list[Event] = []  # fast-path events not yet in the log
         next_id = log.last_id + 1
         records = envelope.records
+        lo, hi = INT_FLOOR, INT_LIMIT  # integer bounds, as locals for the hot loop
         with gc_paused(len(records) >= _GC_PAUSE_MIN_RECORDS):
             for index, rec in enumerate(records):
                 if type(rec) is dict and rec.get("op") == "add_label":
@@ -180,7 +182,7 @@ class PatchEngine:
                                 tv = type(None)  # not JSON: the slow path says why
                         elif tv is float and math.isfinite(v):
                             tv = str  # a finite float is as good as a string here
-                        elif tv is int and not -INT_LIMIT < v < INT_LIMIT:
+                        elif tv is int and not lo < v < hi:
                             tv = type(None)  # too large: the slow path says why
                         model = models.get(model_id) if type(model_id) is int else None
                         if (
@@ -188,9 +190,9 @@ class PatchEngine:
                             and type(p) is int
                             and type(r) is int
                             and type(c) is int
-                            and -INT_LIMIT < p < INT_LIMIT
-                            and -INT_LIMIT < r < INT_LIMIT
-                            and -INT_LIMIT < c < INT_LIMIT
+                            and lo < p < hi
+                            and lo < r < hi
+                            and lo < c < hi
                             and type(k) is str
                             and k
                             and type(t) is str
