@@ -70,3 +70,27 @@ class StoreError(DongyuError):
     """Persistence failed (a missing checkpoint, a corrupt row, ...)."""
 
     code = "store_error"
+
+
+class SettingsError(DongyuError):
+    """A setting (environment variable, ``.env`` line, state file) is missing or invalid."""
+
+    code = "invalid_settings"
+
+
+class InfraError(DongyuError):
+    """The local infrastructure (homeserver, broker) could not be set up, reached or stopped."""
+
+    code = "infra_error"
+
+
+class PortInUse(InfraError):
+    """A port an embedded server needs is already taken by another program."""
+
+    code = "port_in_use"
+
+
+class InfraTimeout(InfraError):
+    """A server did not answer in time; the detail names the log file to read."""
+
+    code = "infra_timeout"

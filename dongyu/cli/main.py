@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from dongyu import __version__
+from dongyu.cli import infra as infra_cli
 from dongyu.cli import patch as patch_cli
 from dongyu.errors import DongyuError
 
@@ -30,7 +31,7 @@ bridge -> MQTT -> a remote worker, which runs a program model and replies the
 same way back. Each command below has its own --help.
 """
 
-_AREAS = (patch_cli,)
+_AREAS = (patch_cli, infra_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
