@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dongyu import __version__
 from dongyu.cli import infra as infra_cli
 from dongyu.cli import patch as patch_cli
+from dongyu.cli import services as services_cli
 from dongyu.errors import DongyuError
 
 log = logging.getLogger("dongyu.cli")
@@ -31,7 +32,7 @@ bridge -> MQTT -> a remote worker, which runs a program model and replies the
 same way back. Each command below has its own --help.
 """
 
-_AREAS = (patch_cli, infra_cli)
+_AREAS = (patch_cli, infra_cli, services_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,19 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+def setup_logging(verbosity: int, base_level: int = logging.WARNING) -> None:
+    """``base_level`` is the command's own default (services log at INFO); -v, -vv go lower."""
+    level = max(logging.DEBUG, base_level - 10 * verbosity)
     logging.basicConfig(
         level=level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # matrix-nio logs every room event at INFO: keep it to warnings unless -vv
+    logging.getLogger("nio").setLevel(logging.DEBUG if level <= logging.DEBUG else logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, getattr(args, "log_level", logging.WARNING))
     try:
         code: int = args.run(args)
     except DongyuError as exc:

@@ -16,7 +16,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from dongyu.bridge.translate import parse_topic
+from dongyu.bridge.translate import PATCH_OUT_PIN, parse_topic
 from dongyu.core.labels import CONFIG_CELL, EDITOR_STATE_MODEL, JSON, Label
 from dongyu.errors import DongyuError, ValidationError
 from dongyu.messages.hops import stamp
@@ -66,20 +66,22 @@ class WorkerCore:
         runtime: Runtime,
         outbox: OutboxHost,
         *,
-        model_id: int,
+        model_id: int | tuple[int, ...],
         topic_base: str,
         worker_id: str,
         dedup: OpIdWindow | None = None,
     ) -> None:
         self.runtime = runtime
         self.outbox = outbox
-        self.model_id = model_id
+        self.model_ids = (model_id,) if isinstance(model_id, int) else tuple(model_id)
+        self.model_id = self.model_ids[0]
         self.topic_base = topic_base.strip("/")
         self.worker_id = worker_id
         self.dedup = dedup if dedup is not None else OpIdWindow(10_000)
         self.metrics = WorkerMetrics()
-        if not runtime.table.has_model(model_id):
-            raise ValidationError(f"the program model does not define model {model_id}")
+        for mid in self.model_ids:
+            if not runtime.table.has_model(mid):
+                raise ValidationError(f"the program models loaded do not define model {mid}")
         runtime.table.ensure_model(EDITOR_STATE_MODEL)
         runtime.table.put_label(
             EDITOR_STATE_MODEL, CONFIG_CELL, Label("worker_id", "str", worker_id)
@@ -90,15 +92,28 @@ class WorkerCore:
         """The topic filter of the seed's worker: ``<base>/<model_id>/#``."""
         return f"{self.topic_base}/{self.model_id}/#"
 
+    @property
+    def subscriptions(self) -> list[str]:
+        """One ``<base>/<model_id>/#`` filter per served model."""
+        return [f"{self.topic_base}/{mid}/#" for mid in self.model_ids]
+
     def handle(self, topic: str, payload: bytes) -> Handled:
         """Handle one message; never raises for bad input (the result says why)."""
+        try:
+            model_id, pin = parse_topic(self.topic_base, topic)
+        except DongyuError:
+            model_id, pin = None, None
+        if model_id is not None and pin is not None and self._is_output(model_id, pin):
+            # our own replies come back through the <base>/<model>/# subscription
+            return Handled(topic, None, None, refused="output pin: not an input")
         self.metrics.messages_in += 1
         log.info("topic received: %s (%d bytes)", topic, len(payload))
         try:
             model_id, pin = parse_topic(self.topic_base, topic)
-            if model_id != self.model_id:
+            if model_id not in self.model_ids:
+                served = ", ".join(map(str, self.model_ids))
                 raise ValidationError(
-                    f"topic {topic!r} is for model {model_id}, not {self.model_id}"
+                    f"topic {topic!r} is for model {model_id}, not served here ({served})"
                 )
             if len(payload) > MAX_PAYLOAD_BYTES:
                 raise ValidationError(
@@ -106,7 +121,7 @@ class WorkerCore:
                 )
             try:
                 message = loads_json(payload)
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 raise ValidationError(f"payload is not JSON: {exc}", code="not_json") from exc
             if not isinstance(message, dict):
                 raise ValidationError("payload is not a JSON object", code="not_an_object")
@@ -124,6 +139,7 @@ class WorkerCore:
             except ValidationError as exc:
                 return self._refuse(topic, op_id, exc)
         target_pin = pin if pin in self.runtime.declared_pins(model_id) else FALLBACK_PIN
+        log.info("written to PIN_IN %s of model %d [op_id %s]", target_pin, model_id, op_id)
         try:
             runs = self.runtime.write_pin(
                 model_id, target_pin, message, trace_id=op_id, op_id=op_id
@@ -132,7 +148,6 @@ class WorkerCore:
             return self._refuse(topic, op_id, exc)
         if op_id is not None:
             self.dedup.add(op_id)
-        log.info("written to PIN_IN %s of model %d [op_id %s]", target_pin, model_id, op_id)
         for run in runs:
             self.metrics.function_runs += 1
             self.metrics.function_seconds += run.duration_ns / 1e9
@@ -148,6 +163,9 @@ class WorkerCore:
                 "no function is bound to pin %s of model %d [op_id %s]", target_pin, model_id, op_id
             )
         return Handled(topic, op_id, target_pin, tuple(runs), replies)
+
+    def _is_output(self, model_id: int, pin: str) -> bool:
+        return pin == PATCH_OUT_PIN or pin in self.runtime.declared_pins(model_id, "PIN_OUT")
 
     def _refuse(self, topic: str, op_id: str | None, exc: DongyuError) -> Handled:
         self.metrics.reject(exc.code)

@@ -1,0 +1,2 @@
+"""HTTP (aiohttp): the UI server's web app and the services' health endpoints.
+The only package that imports aiohttp."""

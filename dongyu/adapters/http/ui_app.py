@@ -1,0 +1,105 @@
+"""The UI server's web application (aiohttp).
+
+``GET /`` the page, ``GET /snapshot`` ``{"snapshot": {"models": ...}}``,
+``POST /ui_event`` a browser event, ``GET /events`` server-sent events with
+the table's changes, ``GET /healthz``. The logic lives behind
+:class:`UiBackend` (the UI server service); this module only speaks HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Protocol
+
+from aiohttp import web
+
+log = logging.getLogger("dongyu.adapters.http.ui_app")
+
+MAX_BODY_BYTES = 64 * 1024
+"""The largest ``POST /ui_event`` body accepted (larger: 413)."""
+
+
+class UiBackend(Protocol):
+    def page(self) -> str: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    async def post_ui_event(self, body: object) -> tuple[int, dict[str, Any]]: ...
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]: ...
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None: ...
+
+    def health(self) -> tuple[bool, str]: ...
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _error(status: int, code: str, reason: str) -> web.Response:
+    return web.json_response({"error": code, "reason": reason}, status=status)
+
+
+def ui_app(backend: UiBackend, *, max_body: int = MAX_BODY_BYTES) -> web.Application:
+    async def index(_: web.Request) -> web.Response:
+        return web.Response(text=backend.page(), content_type="text/html", charset="utf-8")
+
+    async def snapshot(_: web.Request) -> web.Response:
+        return web.json_response({"snapshot": backend.snapshot()})
+
+    async def post_ui_event(request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > max_body:
+            return _error(413, "too_large", f"the body is larger than {max_body} bytes")
+        try:
+            raw = await request.content.read(max_body + 1)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            return _error(400, "unreadable", f"cannot read the body: {exc}")
+        if len(raw) > max_body:
+            return _error(413, "too_large", f"the body is larger than {max_body} bytes")
+        try:
+            body = json.loads(raw, parse_constant=_refuse_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _error(400, "invalid_json", f"the body is not JSON: {exc}")
+        status, answer = await backend.post_ui_event(body)
+        return web.json_response(answer, status=status)
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        queue = backend.subscribe()
+        try:
+            await response.write(b": connected\n\n")
+            while True:
+                try:
+                    message = await asyncio.wait_for(queue.get(), timeout=15)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                data = json.dumps(message, separators=(",", ":"))
+                await response.write(f"event: changes\ndata: {data}\n\n".encode())
+        except ConnectionResetError:
+            pass
+        finally:
+            backend.unsubscribe(queue)
+        return response
+
+    async def healthz(_: web.Request) -> web.Response:
+        ok, why = backend.health()
+        return web.Response(status=200 if ok else 503, text=f"{why}\n")
+
+    app = web.Application(client_max_size=max_body)
+    app.router.add_get("/", index)
+    app.router.add_get("/snapshot", snapshot)
+    app.router.add_post("/ui_event", post_ui_event)
+    app.router.add_get("/events", events)
+    app.router.add_get("/healthz", healthz)
+    return app

@@ -1,0 +1,188 @@
+"""The UI server service (``dongyu ui-server``): the page, ``POST /ui_event``, live updates.
+
+``POST /ui_event`` is answered only once the event is **durably handed to the
+management bus**: the homeserver answered the send with an event id, which it
+does after persisting the event in its database. From then on the event is in
+the room for the bridge to read, even if the UI server dies the next moment.
+The answer is ``200 {"op_id", "event_id", "status": "sent"}``; bad input gets
+``400``/``413`` with ``{"error", "reason"}`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from dongyu import programs
+from dongyu.adapters.http.server import HttpServer
+from dongyu.adapters.http.ui_app import ui_app
+from dongyu.core.snapshot import to_snapshot
+from dongyu.errors import DongyuError, ValidationError
+from dongyu.messages.bus import BusMessage
+from dongyu.program.host import OutboxHost
+from dongyu.program.runtime import Runtime
+from dongyu.services.mbr import MatrixEndpoint, matrix_link
+from dongyu.services.tasks import TaskGroup
+from dongyu.ui.core import UiCore
+from dongyu.ui.page import render_page
+
+log = logging.getLogger("dongyu.services.ui_server")
+
+_SUBSCRIBER_QUEUE = 1000
+
+
+@dataclass(frozen=True)
+class UiServerConfig:
+    matrix: MatrixEndpoint
+    state_dir: Path
+    http_host: str = "127.0.0.1"
+    http_port: int = 9000
+    programs: tuple[str, ...] = ("ui_server", "color_form")
+
+
+class UiServerService:
+    def __init__(self, config: UiServerConfig) -> None:
+        self.config = config
+        self.outbox = OutboxHost()
+        self.runtime = Runtime(self.outbox)
+        for name in config.programs:
+            self.runtime.load_program(programs.load(name))
+        self.core = UiCore(self.runtime, self.outbox)
+        self.matrix = matrix_link(config.matrix, config.state_dir / "ui_server.sync_token")
+        self.http = HttpServer(ui_app(self), config.http_host, config.http_port, name="UI server")
+        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._tasks = TaskGroup("ui-server")
+        self._stopping = asyncio.Event()
+        self.bridge_seen_ms: int | None = None
+        self.accepted = 0
+        self.refused = 0
+
+    @property
+    def url(self) -> str:
+        return self.http.url
+
+    # ---- lifecycle -------------------------------------------------------
+    async def start(self) -> None:
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        log.info(
+            "connecting to Matrix %s as %s",
+            self.config.matrix.homeserver_url,
+            self.config.matrix.user_id,
+        )
+        await self.matrix.login()
+        self._tasks.start("matrix-receiver", self._matrix_receiver())
+        await self.http.start()
+        log.info("UI server ready at %s", self.url)
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        await asyncio.wait_for(self.matrix.synced.wait(), timeout_s)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        await self.http.stop()
+        await self._tasks.cancel_all()
+        await self.matrix.close()
+        log.info("UI server stopped")
+
+    async def wait(self) -> None:
+        stop = asyncio.ensure_future(self._stopping.wait())
+        failed = asyncio.ensure_future(self._tasks.failed.wait())
+        try:
+            await asyncio.wait({stop, failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            failed.cancel()
+
+    async def __aenter__(self) -> UiServerService:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ---- the UiBackend of the web app -----------------------------------------
+    def page(self) -> str:
+        return render_page(self.runtime.table)
+
+    def snapshot(self) -> dict[str, Any]:
+        return to_snapshot(self.runtime.table)
+
+    async def post_ui_event(self, body: object) -> tuple[int, dict[str, Any]]:
+        try:
+            accepted = self.core.accept(body, now_ms=time.time_ns() // 1_000_000)
+        except ValidationError as exc:
+            self.refused += 1
+            log.warning("POST /ui_event refused: %s", exc)
+            return 400, {"error": exc.code, "reason": exc.detail}
+        except DongyuError as exc:
+            self.refused += 1
+            log.error("POST /ui_event failed: %s", exc)
+            return 500, {"error": exc.code, "reason": exc.detail}
+        event_ids = []
+        for message in accepted.messages:
+            event_id = await self.matrix.send(message)
+            event_ids.append(event_id)
+            log.info(
+                "sent %s %s to Matrix as %s [op_id %s]",
+                message.get("type"),
+                message.get("action"),
+                event_id,
+                accepted.op_id,
+            )
+        self.accepted += 1
+        return 200, {
+            "op_id": accepted.op_id,
+            "event_id": event_ids[0] if event_ids else None,
+            "status": "sent",
+        }
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_SUBSCRIBER_QUEUE)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._subscribers.discard(queue)
+
+    def health(self) -> tuple[bool, str]:
+        if self._tasks.failed.is_set():
+            return False, f"failed: {self._tasks.failure!r}"
+        return True, "ok"
+
+    # ---- the management bus ------------------------------------------------------
+    async def _matrix_receiver(self) -> None:
+        async for batch in self.matrix.events():
+            for event in batch:
+                try:
+                    message = BusMessage.from_dict(event.content)
+                except ValidationError as exc:
+                    log.warning("Matrix event %s refused: %s", event.event_id, exc)
+                    continue
+                if message.type == "mbr_ready":
+                    self.bridge_seen_ms = time.time_ns() // 1_000_000
+                    log.debug("the bridge is alive (%s)", message.op_id)
+                    continue
+                if message.type != "snapshot_delta":
+                    log.info("Matrix %s message %s ignored", message.type, message.op_id)
+                    continue
+                _, changes = self.core.apply_delta(message)
+                if changes:
+                    self._push({"op_id": message.op_id, "changes": changes})
+
+    def _push(self, message: dict[str, Any]) -> None:
+        for queue in list(self._subscribers):
+            try:
+                queue.put_nowait(message)
+            except asyncio.QueueFull:
+                log.warning("a browser is not reading its updates: dropping its connection")
+                self._subscribers.discard(queue)

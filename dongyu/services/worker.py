@@ -1,0 +1,230 @@
+"""The remote worker service (``dongyu worker``): MQTT in, program functions, MQTT out.
+
+Subscribes ``<base>/<model_id>/#`` at QoS 1 for each served model, hands each
+message to :class:`~dongyu.worker.core.WorkerCore` (which writes it into its
+pin and runs the bound function) and publishes the replies. Serves
+``/healthz``, ``/readyz`` (MQTT connected and program model loaded) and
+``/metrics`` over HTTP, and logs a heartbeat with the table's cell count every
+30 s, as the seed's worker did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from types import TracebackType
+
+from dongyu import programs
+from dongyu.adapters.http.health import health_app
+from dongyu.adapters.http.server import HttpServer
+from dongyu.adapters.mqtt.client import MqttEndpoint
+from dongyu.adapters.mqtt.link import MqttLink
+from dongyu.program.host import OutboxHost
+from dongyu.program.runtime import Runtime
+from dongyu.services.tasks import TaskGroup
+from dongyu.worker.core import WorkerCore, encode
+from dongyu.worker.metrics import prometheus_text
+
+log = logging.getLogger("dongyu.services.worker")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    mqtt: MqttEndpoint
+    model_ids: tuple[int, ...]
+    worker_id: str
+    topic_base: str
+    programs: tuple[str, ...] = ("remote_worker", "color_form")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    heartbeat_s: float = 30.0
+
+
+class WorkerService:
+    """``async with WorkerService(config) as worker: await worker.wait()``."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.outbox = OutboxHost()
+        self.runtime = Runtime(self.outbox)
+        self.core: WorkerCore | None = None
+        self.link: MqttLink | None = None
+        self.http: HttpServer | None = None
+        self._tasks = TaskGroup("worker")
+        self._stopping = asyncio.Event()
+
+    # ---- lifecycle -------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.config
+        log.info(
+            "starting worker %s for model(s) %s", cfg.worker_id, ", ".join(map(str, cfg.model_ids))
+        )
+        for name in cfg.programs:
+            result = self.runtime.load_program(programs.load(name))
+            log.info("program model loaded: %s (%s)", name, result.summary())
+        self.core = WorkerCore(
+            self.runtime,
+            self.outbox,
+            model_id=cfg.model_ids,
+            topic_base=cfg.topic_base,
+            worker_id=cfg.worker_id,
+        )
+        self.http = HttpServer(
+            health_app(self._alive, self._ready, self._metrics),
+            cfg.http_host,
+            cfg.http_port,
+            name="worker health",
+        )
+        await self.http.start()
+        self.link = MqttLink(
+            cfg.mqtt,
+            client_id=f"dongyu-worker-{cfg.worker_id}",
+            subscriptions=self.core.subscriptions,
+            on_message=self._on_message,
+        )
+        log.info("connecting to MQTT %s:%d", cfg.mqtt.host, cfg.mqtt.port)
+        self._tasks.start("mqtt", self.link.run())
+        self._tasks.start("heartbeat", self._heartbeat())
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        await self._tasks.cancel_all()
+        if self.http is not None:
+            await self.http.stop()
+        log.info("worker %s stopped", self.config.worker_id)
+
+    async def wait(self) -> None:
+        """Until :meth:`stop` is called or a background task fails."""
+        stop = asyncio.ensure_future(self._stopping.wait())
+        failed = asyncio.ensure_future(self._tasks.failed.wait())
+        try:
+            await asyncio.wait({stop, failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            failed.cancel()
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        assert self.link is not None
+        await self.link.wait_connected(timeout_s)
+
+    async def __aenter__(self) -> WorkerService:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ---- work --------------------------------------------------------------
+    async def _on_message(self, topic: str, payload: bytes) -> None:
+        assert self.core is not None and self.link is not None
+        handled = self.core.handle(topic, payload)
+        for reply_topic, reply in handled.replies:
+            await self.link.publish(reply_topic, encode(reply))
+            log.info("reply published to %s [op_id %s]", reply_topic, handled.op_id)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat_s)
+            counts = {
+                mid: len(model.cells)
+                for mid in self.config.model_ids
+                if (model := self.runtime.table.model(mid)) is not None
+            }
+            log.info("heartbeat: cells per model %s; MQTT %s", counts, self._connection_state())
+
+    # ---- health ------------------------------------------------------------
+    def _connection_state(self) -> str:
+        return "connected" if self.link is not None and self.link.connected else "not connected"
+
+    def _alive(self) -> bool:
+        return not self._tasks.failed.is_set()
+
+    def _ready(self) -> tuple[bool, str]:
+        if self.core is None:
+            return False, "program model not loaded"
+        if self.link is None or not self.link.connected:
+            return False, "MQTT not connected"
+        return True, f"ready: worker {self.config.worker_id}, models {list(self.config.model_ids)}"
+
+    def _metrics(self) -> str:
+        core = self.core
+        if core is None:
+            return ""
+        m = core.metrics
+        rows: list[tuple[str, str, str, float | int, dict[str, str] | None]] = [
+            (
+                "dongyu_worker_messages_in_total",
+                "counter",
+                "MQTT messages received",
+                m.messages_in,
+                None,
+            ),
+            (
+                "dongyu_worker_messages_out_total",
+                "counter",
+                "MQTT replies published",
+                m.messages_out,
+                None,
+            ),
+            (
+                "dongyu_worker_duplicates_total",
+                "counter",
+                "messages ignored as duplicate op_ids",
+                m.duplicates,
+                None,
+            ),
+            (
+                "dongyu_worker_function_runs_total",
+                "counter",
+                "program function runs",
+                m.function_runs,
+                None,
+            ),
+            (
+                "dongyu_worker_function_errors_total",
+                "counter",
+                "program functions that raised",
+                m.function_errors,
+                None,
+            ),
+            (
+                "dongyu_worker_function_seconds_total",
+                "counter",
+                "time spent in program functions",
+                round(m.function_seconds, 6),
+                None,
+            ),
+            (
+                "dongyu_worker_mqtt_connected",
+                "gauge",
+                "1 when connected to the broker",
+                int(self.link is not None and self.link.connected),
+                None,
+            ),
+        ]
+        rows.append(
+            (
+                "dongyu_worker_rejected_total",
+                "counter",
+                "messages refused, by reason",
+                sum(m.rejected.values()),
+                None,
+            )
+        )
+        for reason, count in sorted(m.rejected.items()):
+            rows.append(
+                (
+                    "dongyu_worker_rejected_by_reason_total",
+                    "counter",
+                    "messages refused, by reason",
+                    count,
+                    {"reason": reason},
+                )
+            )
+        return prometheus_text(rows)
