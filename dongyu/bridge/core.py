@@ -116,7 +116,7 @@ class BridgeCore:
         try:
             try:
                 patch = loads_json(payload)
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 raise ValidationError(f"payload is not JSON: {exc}", code="not_json") from exc
             message = patch_out_to_matrix(topic, self.topic_base, patch)
         except DongyuError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,9 @@ an undeclared pin to ``mqtt_in``, spec 6)."""
 PATCH_OUT_PIN = "patch_out"
 
 
+_MODEL_LEVEL = re.compile(r"0|-?[1-9][0-9]*", re.ASCII)
+
+
 def topic_for(base: str, model_id: int, pin: str) -> str:
     return f"{base.strip('/')}/{model_id}/{pin}"
 
@@ -32,10 +36,13 @@ def parse_topic(base: str, topic: str) -> tuple[int, str]:
     parts = topic[len(prefix) :].split("/")
     if len(parts) != 2 or not parts[1]:
         raise ValidationError(f"topic {topic!r} is not <base>/<model_id>/<pin>")
+    # Only the form topic_for writes: int() would also take " 7", "+7", "0_7" or non-ASCII digits.
+    if not _MODEL_LEVEL.fullmatch(parts[0]):
+        raise ValidationError(f"topic {topic!r}: model id {parts[0]!r} is not an integer")
     try:
         model_id = int(parts[0])
-    except ValueError:
-        raise ValidationError(f"topic {topic!r}: model id {parts[0]!r} is not an integer") from None
+    except ValueError:  # more than 4,300 digits
+        raise ValidationError(f"topic {topic!r}: model id is too long") from None
     return model_id, parts[1]
 
 

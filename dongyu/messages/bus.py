@@ -15,6 +15,7 @@ from typing import Any
 from dongyu.core.labels import JSON, NotJSON, clean_json, type_name
 from dongyu.errors import ValidationError
 from dongyu.messages.hops import Hop, parse_hops
+from dongyu.messages.show import show
 from dongyu.patch.envelope import MAX_OP_ID_LENGTH
 
 BUS_VERSION = "v0"
@@ -40,15 +41,19 @@ class BusMessage:
         if not isinstance(raw, dict):
             raise ValidationError(f"a bus message must be an object, got {type_name(raw)}")
         if raw.get("version") != BUS_VERSION:
-            raise ValidationError(f"'version' must be {BUS_VERSION!r}, got {raw.get('version')!r}")
+            raise ValidationError(
+                f"'version' must be {BUS_VERSION!r}, got {show(raw.get('version'))}"
+            )
         kind = raw.get("type")
         if kind not in MESSAGE_TYPES:
             raise ValidationError(
-                f"unknown message type {kind!r} (known: {', '.join(MESSAGE_TYPES)})"
+                f"unknown message type {show(kind)} (known: {', '.join(MESSAGE_TYPES)})"
             )
         op_id = raw.get("op_id")
         if not isinstance(op_id, str) or not op_id or len(op_id) > MAX_OP_ID_LENGTH:
-            raise ValidationError("'op_id' must be a non-empty string")
+            raise ValidationError(
+                f"'op_id' must be a non-empty string of at most {MAX_OP_ID_LENGTH} characters"
+            )
         action = raw.get("action")
         if action is not None and not isinstance(action, str):
             raise ValidationError("'action' must be a string")

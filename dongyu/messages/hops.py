@@ -14,8 +14,11 @@ from typing import Any
 
 from dongyu.core.labels import JSON
 from dongyu.errors import ValidationError
+from dongyu.messages.show import show
 
 MAX_HOPS = 64
+MAX_TS_US = 2**53 - 1
+"""The largest ``ts_us``: Matrix's canonical JSON refuses integers beyond 2**53 - 1."""
 
 
 def now_us() -> int:
@@ -37,8 +40,10 @@ class Hop:
         hop, ts = raw.get("hop"), raw.get("ts_us")
         if not isinstance(hop, str) or not hop:
             raise ValidationError("a hop needs a non-empty string 'hop'")
-        if type(ts) is not int or ts < 0:
-            raise ValidationError(f"hop {hop!r} needs a non-negative integer 'ts_us'")
+        if type(ts) is not int or not 0 <= ts <= MAX_TS_US:
+            raise ValidationError(
+                f"hop {show(hop)} needs an integer 'ts_us' from 0 to {MAX_TS_US}, got {show(ts)}"
+            )
         return cls(hop, ts)
 
 
@@ -56,4 +61,5 @@ def parse_hops(raw: object) -> tuple[Hop, ...]:
 def stamp(hops: Any, name: str, ts_us: int | None = None) -> list[dict[str, JSON]]:
     """A copy of the ``hops`` list with one more entry (``hops`` may be absent)."""
     base = [h.to_dict() for h in parse_hops(hops)][-(MAX_HOPS - 1) :]
-    return [*base, {"hop": name, "ts_us": now_us() if ts_us is None else ts_us}]
+    new = Hop.from_dict({"hop": name, "ts_us": now_us() if ts_us is None else ts_us})
+    return [*base, new.to_dict()]

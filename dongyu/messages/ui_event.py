@@ -11,6 +11,7 @@ from typing import Any
 
 from dongyu.core.labels import JSON, NotJSON, check_int, check_key, clean_json, type_name
 from dongyu.errors import RecordRejected, ValidationError
+from dongyu.messages.show import show
 from dongyu.patch.envelope import MAX_OP_ID_LENGTH
 
 ACTIONS = ("label_add", "label_update", "label_remove", "cell_clear", "submodel_create")
@@ -80,7 +81,8 @@ class UiEvent:
         action = _field(payload, "action", "payload")
         if action not in ACTIONS:
             raise ValidationError(
-                f"unknown action {action!r} (known: {', '.join(ACTIONS)})", code="unknown_action"
+                f"unknown action {show(action)} (known: {', '.join(ACTIONS)})",
+                code="unknown_action",
             )
         meta = _obj(payload.get("meta", {}), "'payload.meta'")
         op_id = meta.get("op_id")
