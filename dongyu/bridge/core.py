@@ -27,9 +27,7 @@ log = logging.getLogger("dongyu.bridge.core")
 @dataclass
 class BridgeMetrics:
     from_matrix: int = 0
-    to_mqtt: int = 0
     from_mqtt: int = 0
-    to_matrix: int = 0
     duplicates: int = 0
     ignored: int = 0
     rejected: dict[str, int] = field(default_factory=dict)

@@ -15,6 +15,7 @@ from dongyu import __version__
 from dongyu.cli import infra as infra_cli
 from dongyu.cli import patch as patch_cli
 from dongyu.cli import services as services_cli
+from dongyu.cli import up as up_cli
 from dongyu.errors import DongyuError
 
 log = logging.getLogger("dongyu.cli")
@@ -32,7 +33,7 @@ bridge -> MQTT -> a remote worker, which runs a program model and replies the
 same way back. Each command below has its own --help.
 """
 
-_AREAS = (patch_cli, infra_cli, services_cli)
+_AREAS = (patch_cli, infra_cli, services_cli, up_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

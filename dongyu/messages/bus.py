@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,12 +17,43 @@ from dongyu.core.labels import JSON, NotJSON, clean_json, type_name
 from dongyu.errors import ValidationError
 from dongyu.messages.hops import Hop, parse_hops
 from dongyu.messages.show import show
-from dongyu.patch.envelope import MAX_OP_ID_LENGTH
+from dongyu.patch.envelope import MAX_OP_ID_LENGTH, loads_json
 
 BUS_VERSION = "v0"
 EVENT_TYPE = "dy.bus.v0"
 """The Matrix event type of bus messages."""
 MESSAGE_TYPES = ("ui_event", "snapshot_delta", "pin_out", "mbr_ready", "error")
+
+
+MATRIX_INT_MAX = 2**53 - 1
+MAX_JSON_TEXT = 1_000_000
+
+
+def matrix_safe(value: object) -> bool:
+    """Whether Matrix accepts ``value`` in event content (canonical JSON: no floats,
+    integers within +-(2**53-1))."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return True
+    if isinstance(value, int):
+        return -MATRIX_INT_MAX <= value <= MATRIX_INT_MAX
+    if isinstance(value, list):
+        return all(matrix_safe(v) for v in value)
+    if isinstance(value, dict):
+        return all(matrix_safe(v) for v in value.values())
+    return False
+
+
+def _field_or_text(raw: dict[str, Any], name: str) -> JSON:
+    """``raw[name]``, or the JSON text in ``raw[name + '_json']``, cleaned."""
+    text = raw.get(f"{name}_json")
+    if text is None:
+        return clean_json(raw.get(name))
+    if not isinstance(text, str) or len(text) > MAX_JSON_TEXT:
+        raise NotJSON(f"'{name}_json' must be JSON text of at most {MAX_JSON_TEXT} characters")
+    try:
+        return clean_json(loads_json(text))
+    except (ValueError, RecursionError) as exc:
+        raise NotJSON(f"'{name}_json' is not JSON text: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -61,12 +93,14 @@ class BusMessage:
             value = raw.get(name)
             if value is not None and type(value) is not int:
                 raise ValidationError(f"'{name}' must be an integer, got {type_name(value)}")
+            if value is not None and not -MATRIX_INT_MAX <= value <= MATRIX_INT_MAX:
+                raise ValidationError(f"'{name}' is outside Matrix's integer range (+-2**53-1)")
         trace = raw.get("trace")
         if trace is not None and not isinstance(trace, dict):
             raise ValidationError("'trace' must be an object")
         try:
-            data = clean_json(raw.get("data"))
-            payload = clean_json(raw.get("payload"))
+            data = _field_or_text(raw, "data")
+            payload = _field_or_text(raw, "payload")
             trace = clean_json(trace)
         except NotJSON as exc:
             raise ValidationError(f"not JSON: {exc}") from exc
@@ -83,10 +117,16 @@ class BusMessage:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The event content. ``data`` / ``payload`` that Matrix would refuse (floats,
+        integers beyond 2**53) travel as JSON text in ``data_json`` / ``payload_json``."""
         out: dict[str, Any] = {"version": BUS_VERSION, "type": self.type, "op_id": self.op_id}
         for name in ("action", "data", "payload", "source_model_id", "timestamp", "trace"):
             value = getattr(self, name)
-            if value is not None:
+            if value is None:
+                continue
+            if name in ("data", "payload") and not matrix_safe(value):
+                out[f"{name}_json"] = json.dumps(value, separators=(",", ":"), allow_nan=False)
+            else:
                 out[name] = value
         if self.hops:
             out["hops"] = [h.to_dict() for h in self.hops]

@@ -128,8 +128,14 @@ class UiServerService:
             self.refused += 1
             log.error("POST /ui_event failed: %s", exc)
             return 500, {"error": exc.code, "reason": exc.detail}
+        try:
+            # through the typed message: values Matrix would refuse travel as JSON text
+            contents = [BusMessage.from_dict(message).to_dict() for message in accepted.messages]
+        except ValidationError as exc:
+            log.error("forward_ui_events produced a bad message for %s: %s", accepted.op_id, exc)
+            return 500, {"error": "bad_program_output", "reason": exc.detail}
         event_ids = []
-        for message in accepted.messages:
+        for message in contents:
             event_id = await self.matrix.send(message)
             event_ids.append(event_id)
             log.info(

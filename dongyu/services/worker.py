@@ -20,6 +20,7 @@ from dongyu.adapters.http.health import health_app
 from dongyu.adapters.http.server import HttpServer
 from dongyu.adapters.mqtt.client import MqttEndpoint
 from dongyu.adapters.mqtt.link import MqttLink
+from dongyu.core.snapshot import to_snapshot
 from dongyu.program.host import OutboxHost
 from dongyu.program.runtime import Runtime
 from dongyu.services.tasks import TaskGroup
@@ -71,7 +72,9 @@ class WorkerService:
             worker_id=cfg.worker_id,
         )
         self.http = HttpServer(
-            health_app(self._alive, self._ready, self._metrics),
+            health_app(
+                self._alive, self._ready, self._metrics, lambda: to_snapshot(self.runtime.table)
+            ),
             cfg.http_host,
             cfg.http_port,
             name="worker health",

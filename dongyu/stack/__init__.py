@@ -1,0 +1,1 @@
+"""Running the whole chain: :class:`~dongyu.stack.local.LocalStack` (local processes)."""
