@@ -1,0 +1,99 @@
+"""The whole chain, for real: Synapse, mosquitto, and the UI server, MBR and worker as
+local processes (dongyu.stack.LocalStack), on free ports in a temporary state folder.
+One stack serves the whole session; it is stopped (and the servers with it) at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.chain
+
+from dongyu.infra.process import free_port
+from dongyu.settings import InfraSettings
+from dongyu.stack.local import LocalStack, StackPorts
+
+ARTIFACTS = Path(os.environ.get("DONGYU_TEST_ARTIFACTS", "out/test-artifacts")).absolute()
+WORKER_ID = "test_worker_7"
+
+
+def _ports(n: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < n:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    state_dir = Path(tempfile.mkdtemp(prefix="dongyu-chain-test-", dir="/tmp"))
+    os.chmod(state_dir, 0o711)
+    matrix, mqtt, ui, mbr, worker = _ports(5)
+    settings = InfraSettings(state_dir=state_dir, matrix_port=matrix, mqtt_port=mqtt, timeout_s=60)
+    local = LocalStack(
+        settings,
+        ports=StackPorts(ui=ui, mbr_health=mbr, worker_health=worker),
+        worker_id=WORKER_ID,
+        timeout_s=60,
+    )
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop(stop_infra=True)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def http(method: str, url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
+    """A JSON HTTP call; (status, decoded body or text)."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            status, text = answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read().decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+def ui_event(
+    model_id: int, k: str, v: Any, op_id: str | None, action: str = "label_update"
+) -> dict[str, Any]:
+    meta = {} if op_id is None else {"op_id": op_id}
+    return {
+        "source": "ui_renderer",
+        "type": "label_add",
+        "payload": {
+            "action": action,
+            "meta": meta,
+            "target": {"model_id": model_id, "p": 0, "r": 0, "c": 0, "k": k},
+            "value": {"t": "str", "v": v},
+        },
+    }
+
+
+def metrics(url: str) -> dict[str, float]:
+    """Prometheus text -> {name{labels}: value}."""
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text = answer.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
