@@ -17,8 +17,6 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.chain
-
 from dongyu.infra.process import free_port
 from dongyu.settings import InfraSettings
 from dongyu.stack.local import LocalStack, StackPorts
