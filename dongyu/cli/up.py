@@ -41,6 +41,10 @@ def register(commands: Any) -> None:
         "--state-dir", type=Path, default=None, help="the state folder (default .dongyu)"
     )
     up.add_argument("--ui-port", type=int, default=9000, help="UI server port (default 9000)")
+    up.add_argument("--mbr-port", type=int, default=9101, help="MBR health port (default 9101)")
+    up.add_argument(
+        "--worker-port", type=int, default=8080, help="worker health port (default 8080)"
+    )
     up.add_argument(
         "--no-worker",
         action="store_true",
@@ -82,7 +86,7 @@ def _run_up(args: argparse.Namespace) -> int:
     settings = infra_settings(env, state_dir=args.state_dir)
     stack = LocalStack(
         settings,
-        ports=StackPorts(ui=args.ui_port),
+        ports=StackPorts(ui=args.ui_port, mbr_health=args.mbr_port, worker_health=args.worker_port),
         with_worker=not args.no_worker,
         progress=_say,
         timeout_s=args.timeout,
@@ -94,6 +98,7 @@ def _run_up(args: argparse.Namespace) -> int:
         stopping = True
 
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     _say("dongyu up: starting the chain")
     try:
         stack.start()
@@ -106,8 +111,6 @@ def _run_up(args: argparse.Namespace) -> int:
                     )
                     stopping = True
             time.sleep(0.5)
-    except KeyboardInterrupt:
-        _say("\ninterrupted")
     finally:
         _say("stopping the chain")
         stack.stop()

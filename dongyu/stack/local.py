@@ -201,11 +201,17 @@ class LocalStack:
         component.process = None
         return process.returncode
 
-    def restart_component(self, name: str) -> None:
+    def start_component(self, name: str) -> None:
+        """Start a stopped component again and wait until it is ready."""
         component = self.components[name]
-        self.stop_component(name)
+        if component.process is not None and component.process.poll() is None:
+            raise StackError(f"{name} is running already")
         self._spawn(component)
         self._wait_ready(component)
+
+    def restart_component(self, name: str) -> None:
+        self.stop_component(name)
+        self.start_component(name)
 
     def stop(self, *, stop_infra: bool | None = None) -> None:
         for name in reversed(list(self.components)):

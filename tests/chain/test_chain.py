@@ -208,3 +208,29 @@ def test_snapshot_endpoint_shape(stack: LocalStack) -> None:
     models = body["snapshot"]["models"]
     assert models["100"]["cells"]["0,0,0"]["labels"]["ui_type"]["v"] == "color_form"
     assert models["0"]["name"] == "MT"
+
+
+def test_a_bridge_restart_neither_misses_nor_repeats_events(stack: LocalStack) -> None:
+    """Events sent while the bridge is down arrive after its restart, once each (the
+    saved Matrix sync position; op_id de-duplication backs it up)."""
+    before = metrics(_worker(stack, "/metrics"))["dongyu_worker_function_runs_total"]
+    assert stack.stop_component("mbr") == 0, "SIGTERM stops the bridge cleanly"
+    op_ids = [f"while-down-{i}-{uuid.uuid4().hex[:6]}" for i in range(3)]
+    for op_id in op_ids:
+        status, answer = http(
+            "POST", f"{stack.ui_url}/ui_event", ui_event(100, "input_value", "#0000aa", op_id)
+        )
+        assert status == 200, answer  # the homeserver holds it: the bridge is not needed to accept
+    stack.start_component("mbr")
+    _wait(
+        lambda: (
+            metrics(_worker(stack, "/metrics"))["dongyu_worker_function_runs_total"] >= before + 3
+        ),
+        what="the three events to reach the worker",
+    )
+    stack.restart_component("mbr")  # a second restart must not replay them
+    time.sleep(1.0)
+    assert metrics(_worker(stack, "/metrics"))["dongyu_worker_function_runs_total"] == before + 3
+    worker_log = (stack.log_dir / "worker.log").read_text()
+    for op_id in op_ids:
+        assert worker_log.count(f"processed successfully [op_id {op_id}]") == 1, op_id
