@@ -94,3 +94,9 @@ class InfraTimeout(InfraError):
     """A server did not answer in time; the detail names the log file to read."""
 
     code = "infra_timeout"
+
+
+class K8sError(DongyuError):
+    """The local Kubernetes cluster, the worker image or a deployment failed; says what to read."""
+
+    code = "k8s_error"

@@ -20,6 +20,7 @@ over that file where a variable is set.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Mapping
@@ -172,6 +173,9 @@ class InfraSettings:
     timeout_s: float = 60.0
     matrix_external: ExternalMatrix | None = None
     mqtt_external: ExternalMqtt | None = None
+    # more addresses for the embedded mosquitto to listen on besides 127.0.0.1, e.g. the
+    # docker0 gateway 172.17.0.1 so pods of the local cluster reach it (DY_MQTT_EXTRA_LISTEN)
+    mqtt_extra_listen: tuple[str, ...] = ()
 
 
 def state_dir_from(env: Mapping[str, str], override: Path | str | None = None) -> Path:
@@ -189,6 +193,7 @@ def infra_settings(
     mqtt_port: int | None = None,
     broker: BrokerChoice | None = None,
     timeout_s: float | None = None,
+    mqtt_extra_listen: tuple[str, ...] | None = None,
 ) -> InfraSettings:
     """Build :class:`InfraSettings` from an environment (see :func:`load_environment`).
 
@@ -213,7 +218,29 @@ def infra_settings(
         timeout_s=timeout,
         matrix_external=_external_matrix(env),
         mqtt_external=_external_mqtt(env),
+        mqtt_extra_listen=_addresses(
+            "DY_MQTT_EXTRA_LISTEN",
+            ",".join(mqtt_extra_listen)
+            if mqtt_extra_listen is not None
+            else _get(env, "DY_MQTT_EXTRA_LISTEN") or "",
+        ),
     )
+
+
+def _addresses(name: str, value: str) -> tuple[str, ...]:
+    """A comma-separated list of IP addresses (e.g. ``172.17.0.1``), checked."""
+    found: list[str] = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            address = str(ipaddress.ip_address(part))
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {part!r} is not an IP address") from exc
+        if address not in found and address != "127.0.0.1":
+            found.append(address)
+    return tuple(found)
 
 
 def _external_matrix(env: Mapping[str, str]) -> ExternalMatrix | None:
@@ -388,6 +415,23 @@ class WorkerSettings:
     model_id: int
     worker_id: str
     topic_base: str
+    # every model served: WORKER_MODEL_ID may list several, comma-separated ("2,100")
+    model_ids: tuple[int, ...] = ()
+
+
+def _model_ids(env: Mapping[str, str]) -> tuple[int, ...]:
+    value = _get(env, "WORKER_MODEL_ID")
+    if value is None:
+        return (DEFAULT_WORKER_MODEL_ID,)
+    ids: list[int] = []
+    for part in value.split(","):
+        try:
+            ids.append(int(part.strip()))
+        except ValueError as exc:
+            raise SettingsError(
+                f"WORKER_MODEL_ID must be an integer or a comma-separated list, not {value!r}"
+            ) from exc
+    return tuple(dict.fromkeys(ids))
 
 
 def worker_settings(env: Mapping[str, str], info: InfraInfo | None = None) -> WorkerSettings:
@@ -402,13 +446,14 @@ def worker_settings(env: Mapping[str, str], info: InfraInfo | None = None) -> Wo
     if host is None:
         raise SettingsError("MQTT_HOST is not set and there is no infra.json to read it from")
     port = _port(env, "MQTT_PORT", q.port if q else DEFAULT_MQTT_PORT) or DEFAULT_MQTT_PORT
-    model_id = _int(env, "WORKER_MODEL_ID", DEFAULT_WORKER_MODEL_ID)
+    model_ids = _model_ids(env)
     return WorkerSettings(
         mqtt_host=host,
         mqtt_port=port,
         mqtt_user=_get(env, "MQTT_USER") or (account.username if account else None),
         mqtt_pass=_get(env, "MQTT_PASS") or (account.password if account else None),
-        model_id=DEFAULT_WORKER_MODEL_ID if model_id is None else model_id,
+        model_id=model_ids[0],
         worker_id=_get(env, "WORKER_ID") or f"worker-{os.getpid()}",
         topic_base=_get(env, "DY_MQTT_TOPIC_BASE") or (q.topic_base if q else DEFAULT_TOPIC_BASE),
+        model_ids=model_ids,
     )

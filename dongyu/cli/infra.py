@@ -112,6 +112,13 @@ def register(commands: Any) -> None:
                 "mosquitto if installed, else amqtt)",
             )
             cmd.add_argument(
+                "--mqtt-extra-listen",
+                metavar="ADDRESSES",
+                help="mosquitto also listens on these addresses (comma-separated; default: "
+                "$DY_MQTT_EXTRA_LISTEN or none), e.g. 172.17.0.1 so pods of the local "
+                "Kubernetes cluster reach it",
+            )
+            cmd.add_argument(
                 "--timeout",
                 type=float,
                 metavar="SECONDS",
@@ -131,6 +138,9 @@ def _settings(args: argparse.Namespace) -> InfraSettings:
         mqtt_port=getattr(args, "mqtt_port", None),
         broker=getattr(args, "broker", None),
         timeout_s=getattr(args, "timeout", None),
+        mqtt_extra_listen=tuple(args.mqtt_extra_listen.split(","))
+        if getattr(args, "mqtt_extra_listen", None)
+        else None,
     )
 
 

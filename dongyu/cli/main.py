@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from dongyu import __version__
 from dongyu.cli import infra as infra_cli
+from dongyu.cli import k8s as k8s_cli
 from dongyu.cli import patch as patch_cli
 from dongyu.cli import services as services_cli
 from dongyu.cli import up as up_cli
@@ -33,7 +34,7 @@ bridge -> MQTT -> a remote worker, which runs a program model and replies the
 same way back. Each command below has its own --help.
 """
 
-_AREAS = (patch_cli, infra_cli, services_cli, up_cli)
+_AREAS = (patch_cli, infra_cli, services_cli, up_cli, k8s_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -129,7 +129,9 @@ def _worker(args: argparse.Namespace) -> int:
     except SettingsError:
         info = None  # in a pod: everything comes from the environment
     settings = worker_settings(env, info)
-    model_ids = tuple(args.model_id) if args.model_id else (settings.model_id,)
+    model_ids = (
+        tuple(args.model_id) if args.model_id else settings.model_ids or (settings.model_id,)
+    )
     config = WorkerConfig(
         mqtt=MqttEndpoint(
             settings.mqtt_host, settings.mqtt_port, settings.mqtt_user, settings.mqtt_pass
@@ -197,7 +199,7 @@ at start and every 30 s. /healthz, /readyz and /metrics on HOST:PORT.""",
         """Run the remote worker: MQTT <base>/<model>/# -> program functions -> patch_out.
 
 Settings from the seed's variables: MQTT_HOST, MQTT_PORT, MQTT_USER, MQTT_PASS,
-WORKER_MODEL_ID (default 2), WORKER_ID; DY_MQTT_TOPIC_BASE; missing ones come
+WORKER_MODEL_ID (default 2; several: "2,100"), WORKER_ID; DY_MQTT_TOPIC_BASE; missing ones come
 from infra.json when there is one. /healthz, /readyz and /metrics on HOST:PORT
 (DY_HTTP_HOST sets the address; 0.0.0.0 in a pod).""",
         _worker,

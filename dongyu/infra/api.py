@@ -34,6 +34,7 @@ from dongyu.infra.matrix_http import MatrixHttp, Session
 from dongyu.infra.process import (
     HOST,
     is_running,
+    port_is_free,
     require_free_port,
     spawn,
     stop,
@@ -464,12 +465,19 @@ def _embedded_mqtt(
         )
     url = f"mqtt://{HOST}:{port}"
     probe = MqttAccount("probe", accounts["probe"])
+    extra = cfg.mqtt_extra_listen
+    if extra:
+        _check_extra_listen(paths, broker, port, extra)
 
     def start() -> tuple[list[str], Path, Path, str]:
         if broker == "mosquitto":
             assert executable is not None
             files, note = mosquitto.write_files(
-                paths.mosquitto_dir, port=port, accounts=accounts, topic_base=cfg.topic_base
+                paths.mosquitto_dir,
+                port=port,
+                accounts=accounts,
+                topic_base=cfg.topic_base,
+                extra_listen=extra,
             )
             if note:
                 steps.note(note)
@@ -499,6 +507,36 @@ def _embedded_mqtt(
         topic_base=cfg.topic_base,
         **{name: MqttAccount(name, accounts[name]) for name in COMPONENTS},
     )
+
+
+def _check_extra_listen(
+    paths: StatePaths, broker: str, port: int, addresses: tuple[str, ...]
+) -> None:
+    """Extra listeners (DY_MQTT_EXTRA_LISTEN): mosquitto only, on addresses this machine has."""
+    if broker != "mosquitto":
+        raise InfraError(
+            f"DY_MQTT_EXTRA_LISTEN={','.join(addresses)} needs mosquitto; "
+            "the amqtt fallback listens on 127.0.0.1 only"
+        )
+    record = read_record(paths, mosquitto.SERVER)
+    if record is not None and is_running(record):
+        if not mosquitto.listens_on(mosquitto.MosquittoFiles(paths.mosquitto_dir), port, addresses):
+            raise InfraError(
+                f"mosquitto already runs (PID {record.pid}) without a listener on "
+                f"{', '.join(addresses)}: run 'dongyu infra down' first, then 'up' again"
+            )
+        return
+    for address in addresses:
+        try:
+            free = port_is_free(port, address)
+        except OSError as exc:
+            raise InfraError(
+                f"cannot listen on {address}:{port} ({exc.strerror}): is it an address of "
+                "this machine? (172.17.0.1 exists once Docker's bridge docker0 is up: "
+                "start the local cluster first, 'scripts/k8s-cluster up')"
+            ) from exc
+        if not free:
+            raise InfraError(f"{address}:{port} is already in use (see 'ss -ltnp sport = :{port}')")
 
 
 def _external_mqtt(cfg: InfraSettings, ext: ExternalMqtt, steps: _Steps) -> MqttInfo:
