@@ -160,6 +160,9 @@ class UiServerService:
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         self._subscribers.discard(queue)
 
+    def trace(self, op_id: str) -> list[dict[str, Any]] | None:
+        return self.core.trace(op_id)
+
     def health(self) -> tuple[bool, str]:
         if self._tasks.failed.is_set():
             return False, f"failed: {self._tasks.failure!r}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from dongyu.core.events import Event
@@ -27,6 +28,8 @@ log = logging.getLogger("dongyu.ui.core")
 
 FORWARD_FUNCTION = "forward_ui_events"
 MAILBOX_KEY = "ui_event"
+REPLY_SUFFIX = ":reply"
+"""A worker's reply patch has the op_id of the event it answers, plus this."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,11 @@ def change_of(event: Event) -> dict[str, JSON] | None:
 
 
 class UiCore:
-    def __init__(self, runtime: Runtime, outbox: OutboxHost) -> None:
+    def __init__(self, runtime: Runtime, outbox: OutboxHost, *, traces_kept: int = 1000) -> None:
         self.runtime = runtime
         self.outbox = outbox
+        self._traces: OrderedDict[str, list[dict[str, JSON]]] = OrderedDict()
+        self._traces_kept = traces_kept
         if runtime.find_function(FORWARD_FUNCTION) is None:
             raise ProgramError(
                 f"the UI server's program model has no '{FORWARD_FUNCTION}' function"
@@ -84,9 +89,28 @@ class UiCore:
         if message.type != "snapshot_delta":
             raise ValidationError(f"not a snapshot_delta: {message.type}")
         result = self.runtime.apply_patch(message.payload, trace_id=message.op_id)
+        self._remember_trace(message)
         changes = [c for c in (change_of(e) for e in result.events) if c is not None]
         if result.ok:
             log.info("snapshot_delta %s applied: %d change(s)", message.op_id, len(changes))
         else:
             log.warning("snapshot_delta %s: %s", message.op_id, result.reason)
         return result, changes
+
+    def _remember_trace(self, message: BusMessage) -> None:
+        payload = message.payload if isinstance(message.payload, dict) else {}
+        try:
+            hops = stamp(payload.get("hops"), "ui_server.applied")
+        except ValidationError:
+            return
+        for key in {message.op_id, message.op_id.removesuffix(REPLY_SUFFIX)}:
+            self._traces[key] = hops
+            self._traces.move_to_end(key)
+        while len(self._traces) > self._traces_kept:
+            self._traces.popitem(last=False)
+
+    def trace(self, op_id: str) -> list[dict[str, JSON]] | None:
+        """The hops of the reply to ``op_id`` (or of the delta ``op_id``) applied here, the
+        last being ``ui_server.applied``; ``None`` if none of the newest was for it."""
+        hops = self._traces.get(op_id)
+        return None if hops is None else [dict(h) for h in hops]

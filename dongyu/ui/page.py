@@ -29,13 +29,13 @@ const sendEvent = async (form) => {
     },
   };
   const status = form.querySelector('.send-status');
+  form.dataset.lastOpId = opId;
   status.textContent = 'sending ' + opId;
   const answer = await fetch('/ui_event', {
     method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body),
   });
   const reply = await answer.json();
   status.textContent = answer.ok ? 'sent ' + reply.op_id : 'refused: ' + reply.reason;
-  form.dataset.lastOpId = opId;
 };
 const applyChange = (change) => {
   const bind = `${change.model_id}:${change.p},${change.r},${change.c}:${change.k}`;

@@ -2,7 +2,8 @@
 
 ``GET /`` the page, ``GET /snapshot`` ``{"snapshot": {"models": ...}}``,
 ``POST /ui_event`` a browser event, ``GET /events`` server-sent events with
-the table's changes, ``GET /healthz``. The logic lives behind
+the table's changes, ``GET /trace/<op_id>`` the hops of the reply to an event,
+``GET /healthz``. The logic lives behind
 :class:`UiBackend` (the UI server service); this module only speaks HTTP.
 """
 
@@ -33,6 +34,8 @@ class UiBackend(Protocol):
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None: ...
 
     def health(self) -> tuple[bool, str]: ...
+
+    def trace(self, op_id: str) -> list[dict[str, Any]] | None: ...
 
 
 def _refuse_constant(name: str) -> None:
@@ -92,6 +95,15 @@ def ui_app(backend: UiBackend, *, max_body: int = MAX_BODY_BYTES) -> web.Applica
             backend.unsubscribe(queue)
         return response
 
+    async def trace(request: web.Request) -> web.Response:
+        op_id = request.match_info["op_id"]
+        hops = backend.trace(op_id)
+        if hops is None:
+            return _error(
+                404, "unknown_op_id", f"no applied reply for {op_id} among the newest kept"
+            )
+        return web.json_response({"op_id": op_id, "hops": hops})
+
     async def healthz(_: web.Request) -> web.Response:
         ok, why = backend.health()
         return web.Response(status=200 if ok else 503, text=f"{why}\n")
@@ -101,5 +113,6 @@ def ui_app(backend: UiBackend, *, max_body: int = MAX_BODY_BYTES) -> web.Applica
     app.router.add_get("/snapshot", snapshot)
     app.router.add_post("/ui_event", post_ui_event)
     app.router.add_get("/events", events)
+    app.router.add_get("/trace/{op_id}", trace)
     app.router.add_get("/healthz", healthz)
     return app

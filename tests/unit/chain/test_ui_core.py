@@ -211,3 +211,29 @@ def test_end_to_end_pure_chain() -> None:
 
     # a retransmission of the same Matrix event stops at the bridge
     assert mbr.from_matrix(matrix_content) is None and mbr.metrics.duplicates == 1
+
+
+def test_trace_of_an_applied_reply_is_kept_under_both_op_ids() -> None:
+    from dongyu import programs
+    from dongyu.messages.bus import BusMessage
+    from dongyu.program.host import OutboxHost
+    from dongyu.program.runtime import Runtime
+    from dongyu.ui.core import UiCore
+
+    runtime = Runtime(OutboxHost())
+    for name in ("ui_server", "color_form"):
+        runtime.load_program(programs.load(name))
+    core = UiCore(runtime, OutboxHost(), traces_kept=2)
+    hops = [{"hop": "ui_server.received", "ts_us": 10}, {"hop": "worker.reply", "ts_us": 20}]
+    for n in range(3):
+        patch = {"version": "mt.v0", "op_id": f"e{n}:reply", "records": [], "hops": hops}
+        core.apply_delta(BusMessage("snapshot_delta", f"e{n}:reply", payload=patch))
+    got = core.trace("e2")
+    assert got is not None and [h["hop"] for h in got] == [
+        "ui_server.received",
+        "worker.reply",
+        "ui_server.applied",
+    ]
+    assert core.trace("e2:reply") == got
+    assert core.trace("e0") is None  # only the newest are kept
+    assert core.trace("nope") is None
