@@ -13,7 +13,7 @@ HOP_LABELS = {
     "mbr.to_mqtt": "MBR: published to MQTT",
     "worker.received": "worker: MQTT message received",
     "worker.reply": "worker: reply published",
-    "mbr.to_matrix": "MBR: snapshot_delta sent to Matrix",
+    "mbr.to_matrix": "MBR: reply taken from MQTT, sent on to Matrix",
     "ui_server.applied": "UI server: reply applied",
     "browser.repainted": "browser: box repainted",
 }

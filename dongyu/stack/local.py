@@ -9,6 +9,7 @@ processes it started, by PID, and stops the infrastructure if it started it.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -85,6 +86,9 @@ class LocalStack:
             self.progress(text)
 
     def start(self) -> None:
+        # whatever happens to the caller (a failed notebook cell, an exception), the
+        # processes started here are stopped when this Python process exits
+        atexit.register(self.stop)
         result = infra.up(self.infra_settings, progress=self.progress)
         self.started_infra = result.started
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -214,12 +218,15 @@ class LocalStack:
         self.start_component(name)
 
     def stop(self, *, stop_infra: bool | None = None) -> None:
+        """Stop every component (and the servers this stack started). Idempotent."""
+        atexit.unregister(self.stop)
         for name in reversed(list(self.components)):
             code = self.stop_component(name)
             if code is not None:
                 self._say(f"  {name}: stopped (exit code {code})")
         if stop_infra if stop_infra is not None else bool(self.started_infra):
             infra.down(self.infra_settings, progress=self.progress)
+        self.started_infra = ()
 
     def __enter__(self) -> LocalStack:
         self.start()

@@ -30,6 +30,7 @@ const sendEvent = async (form) => {
   };
   const status = form.querySelector('.send-status');
   form.dataset.lastOpId = opId;
+  form.dataset.submitMs = String(Date.now());
   status.textContent = 'sending ' + opId;
   const answer = await fetch('/ui_event', {
     method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body),
@@ -54,6 +55,7 @@ events.addEventListener('changes', (ev) => {
   const message = JSON.parse(ev.data);
   message.changes.forEach(applyChange);
   document.body.dataset.lastDelta = message.op_id || '';
+  document.body.dataset.lastPaintMs = String(Date.now());
 });
 events.addEventListener('open', () => { document.body.dataset.live = 'yes'; });
 """

@@ -107,7 +107,6 @@ class WorkerCore:
             # our own replies come back through the <base>/<model>/# subscription
             return Handled(topic, None, None, refused="output pin: not an input")
         self.metrics.messages_in += 1
-        log.info("topic received: %s (%d bytes)", topic, len(payload))
         try:
             model_id, pin = parse_topic(self.topic_base, topic)
             if model_id not in self.model_ids:
@@ -127,8 +126,9 @@ class WorkerCore:
                 raise ValidationError("payload is not a JSON object", code="not_an_object")
         except DongyuError as exc:
             return self._refuse(topic, None, exc)
-        log.info("payload: %s", _preview(payload))
         op_id = message.get("op_id") if isinstance(message.get("op_id"), str) else None
+        log.info("topic received: %s (%d bytes) [op_id %s]", topic, len(payload), op_id)
+        log.info("payload: %s", _preview(payload))
         if op_id is not None and op_id in self.dedup:
             self.metrics.duplicates += 1
             log.info("op_id %s already handled: ignored (duplicate delivery)", op_id)
