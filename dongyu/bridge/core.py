@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from dongyu.bridge.translate import EVENT_PIN, patch_out_to_matrix, ui_event_to_mqtt
 from dongyu.core.labels import JSON
 from dongyu.errors import DongyuError, ValidationError
+from dongyu.messages.batch import unpack
 from dongyu.messages.bus import BusMessage
 from dongyu.messages.hops import parse_hops, stamp
 from dongyu.patch.dedup import OpIdWindow
@@ -61,6 +62,18 @@ class BridgeCore:
 
     def has_event_pin(self, model_id: int) -> bool:
         return EVENT_PIN in self.runtime.declared_pins(model_id)
+
+    def from_matrix_event(self, content: object) -> list[Publish]:
+        """The MQTT publications for one Matrix event of the peer, in order: one message,
+        or each message of a ``batch`` (:mod:`dongyu.messages.batch`)."""
+        try:
+            contents = unpack(content)
+        except ValidationError as exc:
+            self.metrics.from_matrix += 1
+            self.metrics.reject(exc.code)
+            log.warning("Matrix batch refused: %s", exc)
+            return []
+        return [p for p in (self.from_matrix(c) for c in contents) if p is not None]
 
     def from_matrix(self, content: object) -> Publish | None:
         """The MQTT publication for one ``dy.bus.v0`` event of the peer, or ``None``."""

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from dongyu import __version__
+from dongyu.cli import bench as bench_cli
 from dongyu.cli import infra as infra_cli
 from dongyu.cli import k8s as k8s_cli
 from dongyu.cli import patch as patch_cli
@@ -34,7 +35,7 @@ bridge -> MQTT -> a remote worker, which runs a program model and replies the
 same way back. Each command below has its own --help.
 """
 
-_AREAS = (patch_cli, infra_cli, services_cli, up_cli, k8s_cli)
+_AREAS = (patch_cli, infra_cli, services_cli, up_cli, k8s_cli, bench_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,13 +4,20 @@ Matrix ``ui_event`` from the peer -> MQTT ``<base>/<model>/<pin>`` (QoS 1);
 MQTT ``<base>/+/patch_out`` -> Matrix ``snapshot_delta``. Announces itself with
 ``mbr_ready`` at start and every 30 s. The pure logic is
 :class:`~dongyu.bridge.core.BridgeCore`.
+
+Messages for Matrix go through one queue and one sender, in order; when they
+queue up while a send is in flight, the next send carries all of them in one
+``batch`` event (:mod:`dongyu.messages.batch`). Incoming batches are unpacked
+in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -21,6 +28,8 @@ from dongyu.adapters.matrix.link import MatrixLink
 from dongyu.adapters.mqtt.client import MqttEndpoint
 from dongyu.adapters.mqtt.link import MqttLink
 from dongyu.bridge.core import BridgeCore
+from dongyu.errors import DongyuError
+from dongyu.messages.batch import encoded_size, group, pack
 from dongyu.program.runtime import Runtime
 from dongyu.services.tasks import TaskGroup
 from dongyu.worker.metrics import prometheus_text
@@ -65,6 +74,13 @@ class MbrConfig:
     ready_every_s: float = 30.0
     health_host: str = "127.0.0.1"
     health_port: int = 9101
+    coalesce: bool = field(default_factory=lambda: coalesce_from_env(os.environ))
+    """Send queued messages together in one ``batch`` event (``DY_BUS_COALESCE=0``: never)."""
+
+
+def coalesce_from_env(env: Mapping[str, str]) -> bool:
+    """``DY_BUS_COALESCE``: on unless ``0``/``false``/``no``/``off``."""
+    return env.get("DY_BUS_COALESCE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 class MbrService:
@@ -146,8 +162,7 @@ class MbrService:
         async for batch in self.matrix.events():
             for event in batch:
                 log.info("received Matrix event %s from %s", event.event_id, event.sender)
-                publish = self.core.from_matrix(event.content)
-                if publish is not None:
+                for publish in self.core.from_matrix_event(event.content):
                     await self.mqtt.publish(publish.topic, publish.encode())
                     log.info(
                         "published to %s [op_id %s]", publish.topic, publish.payload.get("op_id")
@@ -161,9 +176,31 @@ class MbrService:
     async def _matrix_sender(self) -> None:
         """One queue, one sender: snapshot_deltas reach Matrix in the order they came."""
         while True:
-            op_id, content = await self._to_matrix.get()
-            event_id = await self.matrix.send(content)
-            log.info("sent %s %s to Matrix as %s", content.get("type"), op_id, event_id)
+            items = [await self._to_matrix.get()]
+            if not self.config.coalesce:
+                op_id, content = items[0]
+                event_id = await self.matrix.send(content)
+                log.info("sent %s %s to Matrix as %s", content.get("type"), op_id, event_id)
+                continue
+            while not self._to_matrix.empty():
+                items.append(self._to_matrix.get_nowait())
+            contents = [content for _, content in items]
+            for part in group([encoded_size(c) for c in contents]):
+                chunk = [contents[i] for i in part]
+                try:
+                    event_id = await self.matrix.send(pack(chunk))
+                except DongyuError:
+                    if len(chunk) == 1:
+                        raise
+                    log.warning("a batch of %d was refused: sending one by one", len(chunk))
+                    for content in chunk:
+                        await self.matrix.send(content)
+                    continue
+                log.info(
+                    "sent %s to Matrix as %s",
+                    ", ".join(f"{c.get('type')} {c.get('op_id')}" for c in chunk),
+                    event_id,
+                )
 
     def _ready(self) -> tuple[bool, str]:
         if not self.mqtt.connected:

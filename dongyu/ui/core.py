@@ -4,38 +4,40 @@
   (model -1, cell (0,0,1), ``ui_event``), runs ``forward_ui_events`` and
   returns the Matrix message(s) it produced;
 - :meth:`UiCore.apply_delta` applies a ``snapshot_delta`` from the bridge
-  (untrusted) and returns the changes to push to browsers.
+  (untrusted), records its hops (stamped ``ui_server.applied``) in
+  :attr:`UiCore.traces` and returns the changes to push to browsers.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from dongyu.core.events import Event
 from dongyu.core.labels import JSON, PIN_DECL_CELL, UI_MAILBOX_MODEL, Label
 from dongyu.errors import ProgramError, ValidationError
 from dongyu.messages.bus import BusMessage
-from dongyu.messages.hops import stamp
+from dongyu.messages.hops import parse_hops, stamp
 from dongyu.messages.ui_event import UiEvent
 from dongyu.patch.result import PatchResult
 from dongyu.program.host import OutboxHost
 from dongyu.program.runtime import Runtime
+from dongyu.ui.trace import Trace, TraceLog
 
 log = logging.getLogger("dongyu.ui.core")
 
 FORWARD_FUNCTION = "forward_ui_events"
 MAILBOX_KEY = "ui_event"
-REPLY_SUFFIX = ":reply"
-"""A worker's reply patch has the op_id of the event it answers, plus this."""
 
 
 @dataclass(frozen=True)
 class Accepted:
     op_id: str
     messages: tuple[dict[str, JSON], ...]
+    seq: int = 0
+    """The order in which this server accepted the event (1, 2, ...), which is the
+    order its messages are sent to the management bus."""
 
 
 def change_of(event: Event) -> dict[str, JSON] | None:
@@ -58,8 +60,9 @@ class UiCore:
     def __init__(self, runtime: Runtime, outbox: OutboxHost, *, traces_kept: int = 1000) -> None:
         self.runtime = runtime
         self.outbox = outbox
-        self._traces: OrderedDict[str, list[dict[str, JSON]]] = OrderedDict()
-        self._traces_kept = traces_kept
+        self.traces = TraceLog(traces_kept)
+        self.accepted = 0
+        self.duplicate_deltas = 0
         if runtime.find_function(FORWARD_FUNCTION) is None:
             raise ProgramError(
                 f"the UI server's program model has no '{FORWARD_FUNCTION}' function"
@@ -82,14 +85,18 @@ class UiCore:
         if not runs or not runs[0].ok:
             error = runs[0].error if runs else "not run"
             raise ProgramError(f"{FORWARD_FUNCTION} failed for {op_id}: {error}")
-        return Accepted(op_id, tuple(matrix))
+        self.accepted += 1
+        return Accepted(op_id, tuple(matrix), self.accepted)
 
     def apply_delta(self, message: BusMessage) -> tuple[PatchResult, list[dict[str, JSON]]]:
         """Apply a ``snapshot_delta``'s patch (untrusted); the changes for browsers."""
         if message.type != "snapshot_delta":
             raise ValidationError(f"not a snapshot_delta: {message.type}")
         result = self.runtime.apply_patch(message.payload, trace_id=message.op_id)
-        self._remember_trace(message)
+        if result.duplicate:
+            self.duplicate_deltas += 1
+        else:
+            self._remember_trace(message, ok=result.ok)
         changes = [c for c in (change_of(e) for e in result.events) if c is not None]
         if result.ok:
             log.info("snapshot_delta %s applied: %d change(s)", message.op_id, len(changes))
@@ -97,20 +104,20 @@ class UiCore:
             log.warning("snapshot_delta %s: %s", message.op_id, result.reason)
         return result, changes
 
-    def _remember_trace(self, message: BusMessage) -> None:
+    def _remember_trace(self, message: BusMessage, *, ok: bool) -> None:
         payload = message.payload if isinstance(message.payload, dict) else {}
         try:
-            hops = stamp(payload.get("hops"), "ui_server.applied")
+            hops = parse_hops(stamp(payload.get("hops"), "ui_server.applied"))
         except ValidationError:
             return
-        for key in {message.op_id, message.op_id.removesuffix(REPLY_SUFFIX)}:
-            self._traces[key] = hops
-            self._traces.move_to_end(key)
-        while len(self._traces) > self._traces_kept:
-            self._traces.popitem(last=False)
+        self.traces.add(message.op_id, hops, ok=ok)
 
     def trace(self, op_id: str) -> list[dict[str, JSON]] | None:
         """The hops of the reply to ``op_id`` (or of the delta ``op_id``) applied here, the
         last being ``ui_server.applied``; ``None`` if none of the newest was for it."""
-        hops = self._traces.get(op_id)
-        return None if hops is None else [dict(h) for h in hops]
+        found = self.traces.get(op_id)
+        return None if found is None else [h.to_dict() for h in found.hops]
+
+    def traces_since(self, seq: int, limit: int = 1000) -> list[Trace]:
+        """The replies applied after the one numbered ``seq``, in the order applied."""
+        return self.traces.since(seq, limit)

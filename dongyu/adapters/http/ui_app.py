@@ -3,7 +3,8 @@
 ``GET /`` the page, ``GET /snapshot`` ``{"snapshot": {"models": ...}}``,
 ``POST /ui_event`` a browser event, ``GET /events`` server-sent events with
 the table's changes, ``GET /trace/<op_id>`` the hops of the reply to an event,
-``GET /healthz``. The logic lives behind
+``GET /trace?since=<seq>&limit=<n>`` the replies applied after ``seq`` in the
+order applied, ``GET /healthz``. The logic lives behind
 :class:`UiBackend` (the UI server service); this module only speaks HTTP.
 """
 
@@ -20,6 +21,8 @@ log = logging.getLogger("dongyu.adapters.http.ui_app")
 
 MAX_BODY_BYTES = 64 * 1024
 """The largest ``POST /ui_event`` body accepted (larger: 413)."""
+MAX_TRACES = 10_000
+"""The most records one ``GET /trace`` answers with."""
 
 
 class UiBackend(Protocol):
@@ -36,6 +39,8 @@ class UiBackend(Protocol):
     def health(self) -> tuple[bool, str]: ...
 
     def trace(self, op_id: str) -> list[dict[str, Any]] | None: ...
+
+    def traces(self, since: int, limit: int) -> dict[str, Any]: ...
 
 
 def _refuse_constant(name: str) -> None:
@@ -104,6 +109,18 @@ def ui_app(backend: UiBackend, *, max_body: int = MAX_BODY_BYTES) -> web.Applica
             )
         return web.json_response({"op_id": op_id, "hops": hops})
 
+    async def traces(request: web.Request) -> web.Response:
+        try:
+            since = int(request.query.get("since", "0"))
+            limit = int(request.query.get("limit", "1000"))
+        except ValueError:
+            return _error(400, "invalid_query", "'since' and 'limit' must be integers")
+        if since < 0 or not 1 <= limit <= MAX_TRACES:
+            return _error(
+                400, "invalid_query", f"'since' must be >= 0 and 'limit' from 1 to {MAX_TRACES}"
+            )
+        return web.json_response(backend.traces(since, limit))
+
     async def healthz(_: web.Request) -> web.Response:
         ok, why = backend.health()
         return web.Response(status=200 if ok else 503, text=f"{why}\n")
@@ -113,6 +130,7 @@ def ui_app(backend: UiBackend, *, max_body: int = MAX_BODY_BYTES) -> web.Applica
     app.router.add_get("/snapshot", snapshot)
     app.router.add_post("/ui_event", post_ui_event)
     app.router.add_get("/events", events)
+    app.router.add_get("/trace", traces)
     app.router.add_get("/trace/{op_id}", trace)
     app.router.add_get("/healthz", healthz)
     return app
