@@ -142,6 +142,8 @@ def _worker(args: argparse.Namespace) -> int:
         programs=tuple(args.program) if args.program else ("remote_worker", "color_form"),
         http_host=args.host or env.get("DY_HTTP_HOST", "127.0.0.1"),
         http_port=args.port,
+        state_file=args.state_file
+        or (Path(env["DY_WORKER_STATE"]) if env.get("DY_WORKER_STATE") else None),
     )
     return run_service(lambda: WorkerService(config), "worker")
 
@@ -203,6 +205,12 @@ WORKER_MODEL_ID (default 2; several: "2,100"), WORKER_ID; DY_MQTT_TOPIC_BASE; mi
 from infra.json when there is one. /healthz, /readyz and /metrics on HOST:PORT
 (DY_HTTP_HOST sets the address; 0.0.0.0 in a pod).""",
         _worker,
+    )
+    worker.add_argument(
+        "--state-file",
+        type=Path,
+        default=None,
+        help="SQLite file for the worker's table, handled op_ids and unsent replies (env DY_WORKER_STATE)",
     )
     worker.add_argument("--host", default=None, help="health/metrics address (default 127.0.0.1)")
     worker.add_argument("--port", type=int, default=8080, help="health/metrics port (default 8080)")

@@ -54,3 +54,26 @@ def load(name_or_path: str | Path) -> dict[str, Any]:
     if not isinstance(patch, dict):
         raise UnknownProgram(f"{source} does not hold a patch object")
     return patch
+
+
+_STRUCTURE_TYPES = frozenset({"function", "func.python", "PIN_IN", "PIN_OUT"})
+
+
+def structure(patch: dict[str, Any]) -> dict[str, Any]:
+    """Only the code and the wiring of a program model: its ``create_model`` records and
+    its function and pin-declaration labels.
+
+    A component that restarts from its saved table applies this instead of the whole
+    program model, so new code takes effect while the saved data (colours, statuses,
+    last events) is kept.
+    """
+    records = [
+        r
+        for r in patch.get("records", [])
+        if isinstance(r, dict)
+        and (
+            r.get("op") == "create_model"
+            or (r.get("op") == "add_label" and r.get("t") in _STRUCTURE_TYPES)
+        )
+    ]
+    return {**patch, "op_id": f"{patch.get('op_id')}:structure", "records": records}

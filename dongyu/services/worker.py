@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 from dongyu import programs
@@ -20,10 +21,12 @@ from dongyu.adapters.http.health import health_app
 from dongyu.adapters.http.server import HttpServer
 from dongyu.adapters.mqtt.client import MqttEndpoint
 from dongyu.adapters.mqtt.link import MqttLink
-from dongyu.core.snapshot import to_snapshot
+from dongyu.core.snapshot import from_snapshot, to_snapshot
+from dongyu.patch.dedup import OpIdWindow
 from dongyu.program.host import OutboxHost
 from dongyu.program.runtime import Runtime
 from dongyu.services.tasks import TaskGroup
+from dongyu.store.component import ComponentStore, Pending
 from dongyu.worker.core import WorkerCore, encode
 from dongyu.worker.metrics import prometheus_text
 
@@ -40,6 +43,9 @@ class WorkerConfig:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     heartbeat_s: float = 30.0
+    state_file: Path | None = None
+    """Where the worker keeps its table, handled op_ids and unsent replies (SQLite);
+    ``None``: nothing survives a restart but what the broker's session keeps."""
 
 
 class WorkerService:
@@ -48,7 +54,12 @@ class WorkerService:
     def __init__(self, config: WorkerConfig) -> None:
         self.config = config
         self.outbox = OutboxHost()
-        self.runtime = Runtime(self.outbox)
+        self.store = ComponentStore(config.state_file) if config.state_file is not None else None
+        self._restored = self.store.load() if self.store is not None else None
+        table = None
+        if self._restored is not None and self._restored.snapshot is not None:
+            table = from_snapshot(self._restored.snapshot)
+        self.runtime = Runtime(self.outbox, table=table)
         self.core: WorkerCore | None = None
         self.link: MqttLink | None = None
         self.http: HttpServer | None = None
@@ -61,8 +72,12 @@ class WorkerService:
         log.info(
             "starting worker %s for model(s) %s", cfg.worker_id, ", ".join(map(str, cfg.model_ids))
         )
+        restored = self._restored
         for name in cfg.programs:
-            result = self.runtime.load_program(programs.load(name))
+            patch = programs.load(name)
+            if restored is not None and restored.snapshot is not None:
+                patch = programs.structure(patch)  # keep the saved data, take the code
+            result = self.runtime.load_program(patch)
             log.info("program model loaded: %s (%s)", name, result.summary())
         self.core = WorkerCore(
             self.runtime,
@@ -70,7 +85,16 @@ class WorkerService:
             model_id=cfg.model_ids,
             topic_base=cfg.topic_base,
             worker_id=cfg.worker_id,
+            dedup=OpIdWindow(10_000, seen=restored.seen) if restored is not None else None,
         )
+        if restored is not None:
+            log.info(
+                "state restored from %s: %s, %d handled op_ids, %d unsent replies",
+                cfg.state_file,
+                "table" if restored.snapshot is not None else "no table yet",
+                len(restored.seen),
+                len(restored.pending),
+            )
         self.http = HttpServer(
             health_app(
                 self._alive, self._ready, self._metrics, lambda: to_snapshot(self.runtime.table)
@@ -89,12 +113,16 @@ class WorkerService:
         log.info("connecting to MQTT %s:%d", cfg.mqtt.host, cfg.mqtt.port)
         self._tasks.start("mqtt", self.link.run())
         self._tasks.start("heartbeat", self._heartbeat())
+        if restored is not None and restored.pending:
+            self._tasks.start("resend", self._resend(restored.pending))
 
     async def stop(self) -> None:
         self._stopping.set()
         await self._tasks.cancel_all()
         if self.http is not None:
             await self.http.stop()
+        if self.store is not None:
+            self.store.close()
         log.info("worker %s stopped", self.config.worker_id)
 
     async def wait(self) -> None:
@@ -125,11 +153,33 @@ class WorkerService:
 
     # ---- work --------------------------------------------------------------
     async def _on_message(self, topic: str, payload: bytes) -> None:
+        """Handle, commit (table, op_id, replies) before the message is acknowledged,
+        publish the replies, forget them once the broker has them."""
         assert self.core is not None and self.link is not None
         handled = self.core.handle(topic, payload)
-        for reply_topic, reply in handled.replies:
-            await self.link.publish(reply_topic, encode(reply))
+        if handled.refused is not None or handled.duplicate:
+            return
+        encoded = [(reply_topic, encode(reply)) for reply_topic, reply in handled.replies]
+        ids: list[int] = []
+        if self.store is not None:
+            ids = self.store.commit(
+                snapshot=to_snapshot(self.runtime.table),
+                seen=[handled.op_id] if handled.op_id else [],
+                outbox=encoded,
+            )
+        for reply_topic, data in encoded:
+            await self.link.publish(reply_topic, data)
             log.info("reply published to %s [op_id %s]", reply_topic, handled.op_id)
+        if self.store is not None:
+            self.store.sent(ids)
+
+    async def _resend(self, pending: list[Pending]) -> None:
+        assert self.link is not None
+        for item in pending:
+            await self.link.publish(item.topic, item.payload)
+            log.info("unsent reply from before the restart published to %s", item.topic)
+        if self.store is not None:
+            self.store.sent([item.id for item in pending])
 
     async def _heartbeat(self) -> None:
         while True:

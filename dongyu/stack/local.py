@@ -129,6 +129,8 @@ class LocalStack:
                         "--port",
                         str(self.ports.worker_health),
                         *models,
+                        "--state-file",
+                        str(self.state_dir / "worker.sqlite"),
                     ],
                     f"http://127.0.0.1:{self.ports.worker_health}/readyz",
                     self.log_dir / "worker.log",

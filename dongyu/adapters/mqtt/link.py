@@ -4,7 +4,8 @@
 reconnects after any loss, with a growing back-off up to 5 s), subscribes its
 filters at QoS 1 with a persistent session (``clean_session=False`` and a
 fixed client id, so the broker keeps what arrives while it is away), and hands
-every message to an async callback, one at a time, in order. :meth:`publish`
+every message to an async callback, one at a time, in order, acknowledging it
+(QoS 1 PUBACK) only once the callback returned. :meth:`publish`
 waits until the broker acknowledged the message (QoS 1 PUBACK) and retries
 across reconnects: a message is never dropped.
 """
@@ -38,12 +39,14 @@ class MqttLink:
         subscriptions: Sequence[str] = (),
         on_message: MessageHandler | None = None,
         clean_session: bool = False,
+        ack_after_handling: bool = True,
     ) -> None:
         self.endpoint = endpoint
         self.client_id = client_id
         self.subscriptions = tuple(subscriptions)
         self._on_message = on_message
         self._clean_session = clean_session
+        self._ack_after = ack_after_handling
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
         self.connections = 0
@@ -62,7 +65,7 @@ class MqttLink:
         backoff = 0.2
         while True:
             try:
-                async with aiomqtt.Client(
+                client = aiomqtt.Client(
                     self.endpoint.host,
                     self.endpoint.port,
                     username=self.endpoint.username,
@@ -74,7 +77,13 @@ class MqttLink:
                     # no Nagle delay: a publish sent just after a PUBACK would otherwise
                     # wait for the broker's delayed TCP ack (~40 ms)
                     socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-                ) as client:
+                )
+                if self._ack_after:
+                    # acknowledge a QoS 1 message only after the handler ran (and the
+                    # component committed its effects): a crash before that means the
+                    # broker delivers it again at the next connection of this session
+                    client._client.manual_ack_set(True)
+                async with client:
                     for topic_filter in self.subscriptions:
                         await client.subscribe(topic_filter, qos=1)
                     self._client = client
@@ -94,6 +103,8 @@ class MqttLink:
                         data = payload if isinstance(payload, bytes) else str(payload).encode()
                         if self._on_message is not None:
                             await self._on_message(str(message.topic), data)
+                        if self._ack_after and message.qos > 0:
+                            client._client.ack(message.mid, message.qos)
             except aiomqtt.MqttError as exc:
                 self._connected.clear()
                 self._client = None
