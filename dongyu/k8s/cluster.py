@@ -51,6 +51,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dongyu.errors import K8sError
@@ -687,12 +688,27 @@ def _http_ok(url: str) -> Callable[[], bool]:
     return ready
 
 
-def node_ready(cfg: ClusterSettings) -> bool:
+def node_ready(cfg: ClusterSettings, since: float | None = None) -> bool:
+    """Is node ``localhost`` Ready (with a heartbeat after ``since``, a Unix time)?
+
+    After a restart the stored status still says Ready from before: ``since``
+    (the kubelet's start) makes sure the running kubelet reported it.
+    """
     code, body = _api_get(cfg, "/api/v1/nodes/localhost")
     if code != 200:
         return False
     conditions = json.loads(body).get("status", {}).get("conditions", [])
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    for c in conditions:
+        if c.get("type") == "Ready" and c.get("status") == "True":
+            if since is None:
+                return True
+            beat = c.get("lastHeartbeatTime") or ""
+            try:
+                when = datetime.strptime(beat, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            except ValueError:
+                return False
+            return when.timestamp() >= since - 1
+    return False
 
 
 def _docker_ready(cfg: ClusterSettings) -> Callable[[], bool]:
@@ -830,7 +846,6 @@ def _argv(cfg: ClusterSettings, name: str) -> list[str]:
             "--container-runtime=docker",
             f"--docker-endpoint={cfg.docker_host}",
             "--hostname-override=localhost",
-            "--node-ip=127.0.0.1",
             f"--pod-infra-container-image={PAUSE_IMAGE}",
             "--v=1",
         ]
@@ -915,10 +930,12 @@ def up(settings: ClusterSettings | None = None, *, progress: Progress | None = N
             _start(cfg, name, argv, ready, steps, marker=marker)
             if name == "dockerd":
                 _ensure_pause_image(cfg, steps)
-        if not (node_ready(cfg) and _default_sa_ready(cfg)):
+        kubelet = _read_record(cfg, "kubelet")
+        since = kubelet.started_at if kubelet is not None else None
+        if not (node_ready(cfg, since) and _default_sa_ready(cfg)):
             steps.begin("waiting for the node to be Ready")
             deadline = time.monotonic() + cfg.timeout_s
-            while not (node_ready(cfg) and _default_sa_ready(cfg)):
+            while not (node_ready(cfg, since) and _default_sa_ready(cfg)):
                 for name in START_ORDER:
                     if _running(cfg, name) is None:
                         logf = cfg.logs / f"{name}.log"

@@ -44,6 +44,7 @@ SERVICE = "remote-worker-svc"
 SELECTOR = f"app={APP}"
 NAMESPACE = "default"
 CONFIG_HASH = "dongyu.dev/config-hash"
+_PERSIST_S = 30.0
 # pods stuck in one of these will not become Ready by waiting
 _FATAL_WAITING = {
     "ErrImageNeverPull": "the image is not in the node's Docker: run 'dongyu k8s build' "
@@ -221,6 +222,7 @@ def wait_rollout(
     say = _say(progress)
     t0 = time.monotonic()
     last = ""
+    seen: dict[tuple[str, str], float] = {}
     while True:
         state = kube.rollout(DEPLOYMENT, namespace)
         pods = kube.pods(namespace, SELECTOR)
@@ -231,7 +233,13 @@ def wait_rollout(
         if state is not None and state.complete and not any(p.deleting for p in pods):
             return time.monotonic() - t0
         for p in pods:
-            if p.waiting_reason in _FATAL_WAITING:
+            # the kubelet retries a CreateContainerConfigError (its ConfigMap/Secret cache may
+            # lag behind for a moment): fatal only when it lasts
+            first = seen.setdefault((p.name, p.waiting_reason or ""), time.monotonic())
+            lasting = time.monotonic() - first > _PERSIST_S
+            if p.waiting_reason in _FATAL_WAITING and (
+                p.waiting_reason != "CreateContainerConfigError" or lasting
+            ):
                 raise K8sError(
                     f"pod {p.name}: {p.waiting_reason} ({p.waiting_message or ''}): "
                     f"{_FATAL_WAITING[p.waiting_reason]}"
@@ -287,7 +295,9 @@ def delete(
         deleted.append(f"Secret/{SECRET}")
     say(f"k8s: deleted {', '.join(deleted) or 'nothing (not deployed)'}")
     deadline = time.monotonic() + timeout_s
-    while kube.pods(namespace, SELECTOR):
+    # foreground deletion: an object goes only after its dependents (a Deployment after its
+    # ReplicaSets and pods); an apply before it is gone would land on an object about to vanish
+    while kube.pods(namespace, SELECTOR) or any(kube.exists(d, namespace) for d in docs):
         if time.monotonic() > deadline:
             raise K8sError(f"the worker's pods were not gone within {timeout_s:.0f} s")
         time.sleep(0.25)

@@ -124,13 +124,8 @@ def build_wheels(root: Path, log_file: Path) -> Path:
     return out
 
 
-def ensure_local_base(
-    cluster: ClusterSettings, env: dict[str, str], progress: Progress | None = None
-) -> str:
-    """The local Python base image, made with debootstrap when missing; its name."""
-    say = _say(progress)
-    if _image_exists(LOCAL_BASE_IMAGE, env):
-        return LOCAL_BASE_IMAGE
+def base_rootfs(cluster: ClusterSettings, say: Progress) -> Path:
+    """The Debian bookworm root file system with python3 as a tar file (cached; debootstrap)."""
     base_dir = cluster.cache_dir / "base"
     base_dir.mkdir(parents=True, exist_ok=True)
     tar_path = base_dir / "bookworm-python3-minbase.tar"
@@ -165,6 +160,18 @@ def ensure_local_base(
         )
         tmp.rename(tar_path)
         shutil.rmtree(rootfs, ignore_errors=True)
+    return tar_path
+
+
+def ensure_local_base(
+    cluster: ClusterSettings, env: dict[str, str], progress: Progress | None = None
+) -> str:
+    """The local Python base image, made with debootstrap when missing; its name."""
+    say = _say(progress)
+    if _image_exists(LOCAL_BASE_IMAGE, env):
+        return LOCAL_BASE_IMAGE
+    tar_path = base_rootfs(cluster, say)
+    log_file = tar_path.with_name("base.log")
     say(f"k8s: importing {LOCAL_BASE_IMAGE} (docker import)")
     run_logged(
         [

@@ -163,6 +163,18 @@ class KubeClient:
             deleted.append(f"{kind}/{name}")
         return deleted
 
+    def exists(self, doc: Mapping[str, Any], namespace: str) -> bool:
+        """Does the manifest's object exist (also while it is being deleted)?"""
+        kind, name = str(doc["kind"]), str(doc["metadata"]["name"])
+        try:
+            resource = self.dynamic.resources.get(api_version=doc["apiVersion"], kind=kind)
+            resource.get(name=name, namespace=namespace if resource.namespaced else None)
+        except DynamicApiError as exc:
+            if exc.status == 404:
+                return False
+            raise K8sError(f"reading {kind}/{name} failed: {_reason(exc)}") from exc
+        return True
+
     def put_secret(
         self,
         name: str,
