@@ -57,7 +57,7 @@ def change_of(event: Event) -> dict[str, JSON] | None:
 
 
 class UiCore:
-    def __init__(self, runtime: Runtime, outbox: OutboxHost, *, traces_kept: int = 1000) -> None:
+    def __init__(self, runtime: Runtime, outbox: OutboxHost, *, traces_kept: int = 5000) -> None:
         self.runtime = runtime
         self.outbox = outbox
         self.traces = TraceLog(traces_kept)
