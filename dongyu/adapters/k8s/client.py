@@ -255,7 +255,10 @@ class KubeClient:
         self, pod: str, namespace: str, *, follow: bool = True, tail_lines: int | None = None
     ) -> Iterator[str]:
         """The pod's log lines as they come (``follow``), until the container stops."""
-        kwargs: dict[str, Any] = {"follow": follow}
+        if not follow:  # the library's watch always follows
+            yield from self.logs(pod, namespace, tail_lines=tail_lines).splitlines()
+            return
+        kwargs: dict[str, Any] = {}
         if tail_lines is not None:
             kwargs["tail_lines"] = tail_lines
         w: Any = watch.Watch()  # type: ignore[no-untyped-call]
