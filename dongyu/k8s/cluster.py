@@ -376,6 +376,16 @@ def _source_stanzas() -> str:
     return "\n\n".join(stanzas) + "\n"
 
 
+def debian_mirror() -> str | None:
+    """The Debian archive this machine's apt uses for bookworm (for debootstrap), if any."""
+    for stanza in _source_stanzas().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line)
+        suites = fields.get("Suites", "").split()
+        if "bookworm" in suites and fields.get("URIs"):
+            return fields["URIs"].split()[0]
+    return None
+
+
 def _patch_oom(tree: Path) -> None:
     for rel, name in OOM_PATCH:
         path = tree / rel

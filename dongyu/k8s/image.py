@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dongyu.errors import K8sError
-from dongyu.k8s.cluster import ClusterSettings, docker_bin, run_logged
+from dongyu.k8s.cluster import ClusterSettings, debian_mirror, docker_bin, run_logged
 
 log = logging.getLogger("dongyu.k8s.image")
 
@@ -124,6 +124,13 @@ def build_wheels(root: Path, log_file: Path) -> Path:
     return out
 
 
+def _mirror() -> str | None:
+    try:
+        return debian_mirror()
+    except K8sError:
+        return None  # debootstrap's default archive
+
+
 def base_rootfs(cluster: ClusterSettings, say: Progress) -> Path:
     """The Debian bookworm root file system with python3 as a tar file (cached; debootstrap)."""
     base_dir = cluster.cache_dir / "base"
@@ -143,6 +150,7 @@ def base_rootfs(cluster: ClusterSettings, say: Progress) -> Path:
                 "--include=python3,python3-venv",
                 "bookworm",
                 str(rootfs),
+                *([mirror] if (mirror := _mirror()) else []),
             ],
             log_file=log_file,
             what="debootstrap",
