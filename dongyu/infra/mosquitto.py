@@ -103,7 +103,11 @@ def config_text(
             f"acl_file {files.acl}",
             "persistence true",
             f"persistence_location {files.data}/",
-            "autosave_interval 30",
+            # save the persistence file after every change of a session, subscription or
+            # queued QoS 1 message: a broker killed with -9 comes back with its clients'
+            # sessions (else a publish made before a subscriber re-subscribes is lost)
+            "autosave_on_changes true",
+            "autosave_interval 1",
             "log_dest stderr",
             "log_type error",
             "log_type warning",

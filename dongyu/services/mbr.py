@@ -26,12 +26,14 @@ from dongyu.adapters.http.health import health_app
 from dongyu.adapters.http.server import HttpServer
 from dongyu.adapters.matrix.link import MatrixLink
 from dongyu.adapters.mqtt.client import MqttEndpoint
-from dongyu.adapters.mqtt.link import MqttLink
+from dongyu.adapters.mqtt.link import Ack, MqttLink
 from dongyu.bridge.core import BridgeCore
 from dongyu.errors import DongyuError
 from dongyu.messages.batch import encoded_size, group, pack
+from dongyu.patch.dedup import OpIdWindow
 from dongyu.program.runtime import Runtime
 from dongyu.services.tasks import TaskGroup
+from dongyu.store.component import ComponentStore
 from dongyu.worker.metrics import prometheus_text
 
 log = logging.getLogger("dongyu.services.mbr")
@@ -87,7 +89,17 @@ class MbrService:
     def __init__(self, config: MbrConfig) -> None:
         self.config = config
         self.runtime = Runtime()
-        self.core = BridgeCore(self.runtime, topic_base=config.topic_base)
+        # durable state: the op_ids bridged to MQTT, committed after each Matrix batch is
+        # published and before the sync position moves past it
+        self.store = ComponentStore(
+            config.state_dir / f"{config.bridge_id}.sqlite", seen_capacity=100_000
+        )
+        restored = self.store.load()
+        self.core = BridgeCore(
+            self.runtime,
+            topic_base=config.topic_base,
+            dedup=OpIdWindow(100_000, seen=restored.seen),
+        )
         self.matrix = matrix_link(
             config.matrix, config.state_dir / f"{config.bridge_id}.sync_token"
         )
@@ -95,7 +107,8 @@ class MbrService:
             config.mqtt,
             client_id=f"dongyu-{config.bridge_id}",
             subscriptions=[self.core.patch_out_filter],
-            on_message=self._on_mqtt,
+            # a worker's reply is acknowledged to the broker only once it is in Matrix
+            on_message_deferred=self._on_mqtt,
         )
         self.http = HttpServer(
             health_app(lambda: not self._tasks.failed.is_set(), self._ready, self._metrics),
@@ -105,7 +118,7 @@ class MbrService:
         )
         self._tasks = TaskGroup("mbr")
         self._stopping = asyncio.Event()
-        self._to_matrix: asyncio.Queue[tuple[str, dict[str, object]]] = asyncio.Queue()
+        self._to_matrix: asyncio.Queue[tuple[str, dict[str, object], Ack | None]] = asyncio.Queue()
 
     async def start(self) -> None:
         log.info("starting the MBR bridge %s", self.config.bridge_id)
@@ -134,6 +147,7 @@ class MbrService:
         await self.http.stop()
         await self._tasks.cancel_all()
         await self.matrix.close()
+        self.store.close()
         log.info("MBR bridge stopped")
 
     async def wait(self) -> None:
@@ -160,42 +174,51 @@ class MbrService:
     # ---- work --------------------------------------------------------------
     async def _matrix_receiver(self) -> None:
         async for batch in self.matrix.events():
+            bridged: list[str] = []
             for event in batch:
                 log.info("received Matrix event %s from %s", event.event_id, event.sender)
                 for publish in self.core.from_matrix_event(event.content):
                     await self.mqtt.publish(publish.topic, publish.encode())
-                    log.info(
-                        "published to %s [op_id %s]", publish.topic, publish.payload.get("op_id")
-                    )
+                    op_id = str(publish.payload.get("op_id"))
+                    bridged.append(op_id)
+                    log.info("published to %s [op_id %s]", publish.topic, op_id)
+            if bridged:
+                self.store.commit(seen=bridged)
 
-    async def _on_mqtt(self, topic: str, payload: bytes) -> None:
+    async def _on_mqtt(self, topic: str, payload: bytes, ack: Ack) -> None:
         message = self.core.from_mqtt(topic, payload)
-        if message is not None:
-            await self._to_matrix.put((message.op_id, message.to_dict()))
+        if message is None:
+            ack()  # refused: nothing will ever make it acceptable
+            return
+        await self._to_matrix.put((message.op_id, message.to_dict(), ack))
 
     async def _matrix_sender(self) -> None:
         """One queue, one sender: snapshot_deltas reach Matrix in the order they came."""
         while True:
             items = [await self._to_matrix.get()]
             if not self.config.coalesce:
-                op_id, content = items[0]
+                op_id, content, ack = items[0]
                 event_id = await self.matrix.send(content)
+                _acknowledge([ack])
                 log.info("sent %s %s to Matrix as %s", content.get("type"), op_id, event_id)
                 continue
             while not self._to_matrix.empty():
                 items.append(self._to_matrix.get_nowait())
-            contents = [content for _, content in items]
+            contents = [content for _, content, _ in items]
             for part in group([encoded_size(c) for c in contents]):
                 chunk = [contents[i] for i in part]
+                acks = [items[i][2] for i in part]
                 try:
                     event_id = await self.matrix.send(pack(chunk))
                 except DongyuError:
                     if len(chunk) == 1:
                         raise
                     log.warning("a batch of %d was refused: sending one by one", len(chunk))
-                    for content in chunk:
+                    for content, ack in zip(chunk, acks, strict=True):
                         await self.matrix.send(content)
+                        _acknowledge([ack])
                     continue
+                _acknowledge(acks)
                 log.info(
                     "sent %s to Matrix as %s",
                     ", ".join(f"{c.get('type')} {c.get('op_id')}" for c in chunk),
@@ -258,5 +281,12 @@ class MbrService:
     async def _announce(self) -> None:
         while True:
             message = self.core.ready_message(self.config.bridge_id)
-            await self._to_matrix.put((message.op_id, message.to_dict()))
+            await self._to_matrix.put((message.op_id, message.to_dict(), None))
             await asyncio.sleep(self.config.ready_every_s)
+
+
+def _acknowledge(acks: list[Ack | None]) -> None:
+    """The messages are in Matrix: let the broker forget them (in the order they came)."""
+    for ack in acks:
+        if ack is not None:
+            ack()

@@ -29,14 +29,16 @@ from typing import Any
 from dongyu import programs
 from dongyu.adapters.http.server import HttpServer
 from dongyu.adapters.http.ui_app import ui_app
-from dongyu.core.snapshot import to_snapshot
+from dongyu.core.snapshot import from_snapshot, to_snapshot
 from dongyu.errors import DongyuError, ValidationError
 from dongyu.messages.batch import encoded_size, group, pack, unpack
 from dongyu.messages.bus import BusMessage
+from dongyu.patch.dedup import OpIdWindow
 from dongyu.program.host import OutboxHost
 from dongyu.program.runtime import Runtime
 from dongyu.services.mbr import MatrixEndpoint, coalesce_from_env, matrix_link
 from dongyu.services.tasks import TaskGroup
+from dongyu.store.component import ComponentStore
 from dongyu.ui.core import UiCore
 from dongyu.ui.page import render_page
 
@@ -63,9 +65,23 @@ class UiServerService:
     def __init__(self, config: UiServerConfig) -> None:
         self.config = config
         self.outbox = OutboxHost()
-        self.runtime = Runtime(self.outbox)
+        # durable state: the table and the applied deltas' op_ids, committed after each
+        # batch from Matrix and before the sync position moves past it
+        self.store = ComponentStore(config.state_dir / "ui_server.sqlite", seen_capacity=100_000)
+        restored = self.store.load()
+        table = from_snapshot(restored.snapshot) if restored.snapshot is not None else None
+        self.runtime = Runtime(
+            self.outbox, table=table, dedup=OpIdWindow(100_000, seen=restored.seen)
+        )
         for name in config.programs:
-            self.runtime.load_program(programs.load(name))
+            patch = programs.load(name)
+            self.runtime.load_program(programs.structure(patch) if table is not None else patch)
+        if table is not None:
+            log.info(
+                "table restored from %s (%d applied deltas remembered)",
+                self.store.path,
+                len(restored.seen),
+            )
         self.core = UiCore(self.runtime, self.outbox)
         self.matrix = matrix_link(config.matrix, config.state_dir / "ui_server.sync_token")
         self.http = HttpServer(ui_app(self), config.http_host, config.http_port, name="UI server")
@@ -103,6 +119,7 @@ class UiServerService:
         await self.http.stop()
         await self._tasks.cancel_all()
         await self.matrix.close()
+        self.store.close()
         log.info("UI server stopped")
 
     async def wait(self) -> None:
@@ -252,6 +269,7 @@ class UiServerService:
 
     async def _matrix_receiver(self) -> None:
         async for batch in self.matrix.events():
+            applied: list[str] = []
             for event in batch:
                 try:
                     contents = unpack(event.content)
@@ -259,24 +277,30 @@ class UiServerService:
                     log.warning("Matrix event %s refused: %s", event.event_id, exc)
                     continue
                 for content in contents:
-                    self._receive(event.event_id, content)
+                    op_id = self._receive(event.event_id, content)
+                    if op_id is not None:
+                        applied.append(op_id)
+            if applied:
+                self.store.commit(snapshot=to_snapshot(self.runtime.table), seen=applied)
 
-    def _receive(self, event_id: str, content: object) -> None:
+    def _receive(self, event_id: str, content: object) -> str | None:
+        """Handle one bus message; the op_id of a delta it applied (to persist)."""
         try:
             message = BusMessage.from_dict(content)
         except ValidationError as exc:
             log.warning("Matrix event %s refused: %s", event_id, exc)
-            return
+            return None
         if message.type == "mbr_ready":
             self.bridge_seen_ms = time.time_ns() // 1_000_000
             log.debug("the bridge is alive (%s)", message.op_id)
-            return
+            return None
         if message.type != "snapshot_delta":
             log.info("Matrix %s message %s ignored", message.type, message.op_id)
-            return
-        _, changes = self.core.apply_delta(message)
+            return None
+        result, changes = self.core.apply_delta(message)
         if changes:
             self._push({"op_id": message.op_id, "changes": changes})
+        return result.op_id if not result.refused and not result.duplicate else None
 
     def _push(self, message: dict[str, Any]) -> None:
         for queue in list(self._subscribers):

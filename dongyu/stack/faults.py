@@ -211,3 +211,20 @@ def markdown(rows: list[FaultRow]) -> str:
         for r in rows
     ]
     return "\n".join(lines)
+
+
+def _worker_label(stack: LocalStack, k: str) -> Any:
+    url = f"http://127.0.0.1:{stack.ports.worker_health}/snapshot"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        snapshot = json.loads(answer.read())["snapshot"]
+    return snapshot["models"]["100"]["cells"]["0,0,0"]["labels"].get(k, {}).get("v")
+
+
+def state_survives_kill(stack: LocalStack, target: str) -> tuple[object, object]:
+    """``kill -9`` and restart ``target`` with no traffic; the colour it held before and
+    after (its table is restored from its state file)."""
+    read = _ui_label if target == "ui-server" else _worker_label
+    before = read(stack, "bg_color")
+    stack.stop_component(target, kill=True)
+    stack.start_component(target)
+    return before, read(stack, "bg_color")

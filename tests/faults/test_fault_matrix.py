@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dongyu.e2e.setup import run_settings
-from dongyu.stack.faults import FaultRow, markdown, run_fault
+from dongyu.stack.faults import FaultRow, markdown, run_fault, state_survives_kill
 from dongyu.stack.local import LocalStack
 
 ROWS: list[FaultRow] = []
@@ -47,3 +47,8 @@ def test_kill_9_and_restart(stack: LocalStack, target: str) -> None:
     assert row.duplicates == 0, row
     assert row.applied == row.acknowledged, row
     assert row.converged, f"the page did not converge to the last acknowledged colour: {row}"
+    if target in ("ui-server", "worker"):
+        before, after = state_survives_kill(stack, target)
+        assert before is not None and after == before, (
+            f"{target} lost its table: {before} -> {after}"
+        )

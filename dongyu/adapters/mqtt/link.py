@@ -24,6 +24,8 @@ from dongyu.adapters.mqtt.client import MqttEndpoint
 log = logging.getLogger("dongyu.adapters.mqtt.link")
 
 MessageHandler = Callable[[str, bytes], Awaitable[None]]
+Ack = Callable[[], None]
+DeferredHandler = Callable[[str, bytes, Ack], Awaitable[None]]
 
 _MAX_BACKOFF_S = 5.0
 
@@ -40,13 +42,18 @@ class MqttLink:
         on_message: MessageHandler | None = None,
         clean_session: bool = False,
         ack_after_handling: bool = True,
+        on_message_deferred: DeferredHandler | None = None,
     ) -> None:
+        """``on_message`` messages are acknowledged when it returns; ``on_message_deferred``
+        gets an ``ack`` to call later (in the order the messages came, as MQTT asks),
+        e.g. once the message has been passed on to another bus."""
         self.endpoint = endpoint
         self.client_id = client_id
         self.subscriptions = tuple(subscriptions)
         self._on_message = on_message
         self._clean_session = clean_session
-        self._ack_after = ack_after_handling
+        self._ack_after = ack_after_handling or on_message_deferred is not None
+        self._on_deferred = on_message_deferred
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
         self.connections = 0
@@ -101,6 +108,11 @@ class MqttLink:
                         self.received += 1
                         payload = message.payload
                         data = payload if isinstance(payload, bytes) else str(payload).encode()
+                        if self._on_deferred is not None:
+                            await self._on_deferred(
+                                str(message.topic), data, self._acker(client, message)
+                            )
+                            continue
                         if self._on_message is not None:
                             await self._on_message(str(message.topic), data)
                         if self._ack_after and message.qos > 0:
@@ -121,8 +133,19 @@ class MqttLink:
                 self._connected.clear()
                 self._client = None
 
+    def _acker(self, client: aiomqtt.Client, message: aiomqtt.Message) -> Ack:
+        def ack() -> None:
+            # an ack belongs to its connection: after a reconnect the broker redelivers
+            if message.qos > 0 and self._client is client:
+                client._client.ack(message.mid, message.qos)
+
+        return ack
+
     async def publish(self, topic: str, payload: bytes) -> None:
-        """Publish at QoS 1 and wait for the broker's acknowledgement; retry until it comes."""
+        """Publish at QoS 1 and wait for the broker's acknowledgement; retry until it comes.
+
+        A publish caught by a lost connection is retried on the next one (the message
+        may then arrive twice: receivers drop duplicate op_ids)."""
         while True:
             await self._connected.wait()
             client = self._client
@@ -130,11 +153,10 @@ class MqttLink:
                 await asyncio.sleep(0.05)
                 continue
             try:
-                await client.publish(topic, payload, qos=1, timeout=10)
+                await client.publish(topic, payload, qos=1, timeout=5)
             except aiomqtt.MqttError as exc:
-                log.warning("publish to %s failed (%s): retrying after reconnect", topic, exc)
-                self._connected.clear()
-                await asyncio.sleep(0.2)
+                log.warning("publish to %s failed (%s): retrying", topic, exc)
+                await asyncio.sleep(0.2)  # the run loop notices a lost connection meanwhile
                 continue
             self.published += 1
             return
