@@ -14,13 +14,10 @@ import logging
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dongyu.adapters.mqtt.client import MqttEndpoint
 from dongyu.errors import SettingsError
-from dongyu.services.mbr import MatrixEndpoint, MbrConfig, MbrService
-from dongyu.services.ui_server import UiServerConfig, UiServerService
-from dongyu.services.worker import WorkerConfig, WorkerService
 from dongyu.settings import (
     InfraInfo,
     MatrixAccount,
@@ -29,6 +26,12 @@ from dongyu.settings import (
     state_dir_from,
     worker_settings,
 )
+
+if TYPE_CHECKING:
+    from dongyu.services.mbr import MatrixEndpoint
+
+# Each command imports only its own service (below, inside the command): the worker
+# then loads neither matrix-nio nor the UI server, which keeps its memory small.
 
 log = logging.getLogger("dongyu.cli.services")
 
@@ -71,6 +74,8 @@ def _state(args: argparse.Namespace) -> tuple[dict[str, str], Path]:
 
 
 def _matrix_endpoint(info: InfraInfo, account: MatrixAccount | None, who: str) -> MatrixEndpoint:
+    from dongyu.services.mbr import MatrixEndpoint
+
     if account is None:
         raise SettingsError(f"infra.json has no Matrix account for the {who}")
     room = info.matrix.matrix_room_id
@@ -92,6 +97,8 @@ def _matrix_endpoint(info: InfraInfo, account: MatrixAccount | None, who: str) -
 
 
 def _ui_server(args: argparse.Namespace) -> int:
+    from dongyu.services.ui_server import UiServerConfig, UiServerService
+
     _, state_dir = _state(args)
     info = read_infra_info(state_dir)
     config = UiServerConfig(
@@ -104,6 +111,8 @@ def _ui_server(args: argparse.Namespace) -> int:
 
 
 def _mbr(args: argparse.Namespace) -> int:
+    from dongyu.services.mbr import MbrConfig, MbrService
+
     _, state_dir = _state(args)
     info = read_infra_info(state_dir)
     account = info.mqtt.mbr
@@ -123,6 +132,8 @@ def _mbr(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from dongyu.services.worker import WorkerConfig, WorkerService
+
     env, state_dir = _state(args)
     try:
         info: InfraInfo | None = read_infra_info(state_dir)
