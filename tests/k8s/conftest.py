@@ -66,19 +66,25 @@ def k8s_cluster(figures: dict[str, Any]) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def k8s_infra(k8s_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfraInfo]:
-    """Synapse and mosquitto in a temporary state folder; mosquitto also on 172.17.0.1."""
-    from dongyu.infra import down, up
+def k8s_infra_settings(tmp_path_factory: pytest.TempPathFactory) -> InfraSettings:
+    """A temporary state folder and free ports; mosquitto also on 172.17.0.1."""
     from dongyu.k8s.local import DOCKER_GATEWAY
 
-    state = tmp_path_factory.mktemp("k8s-infra")
-    settings = InfraSettings(
-        state_dir=state,
+    return InfraSettings(
+        state_dir=tmp_path_factory.mktemp("k8s-infra"),
         matrix_port=free_port(),
         mqtt_port=free_port(),
         broker="mosquitto",
         mqtt_extra_listen=(DOCKER_GATEWAY,),
     )
+
+
+@pytest.fixture(scope="session")
+def k8s_infra(k8s_cluster: Any, k8s_infra_settings: InfraSettings) -> Iterator[InfraInfo]:
+    """Synapse and mosquitto (see ``k8s_infra_settings``), started after the cluster."""
+    from dongyu.infra import down, up
+
+    settings = k8s_infra_settings
     result = up(settings, progress=print)
     yield result.info
     down(settings, progress=print)
