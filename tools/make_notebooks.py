@@ -1,4 +1,4 @@
-"""Writes the walkthrough notebooks 00, 02, 03 and 05 (outputs stripped).
+"""Writes the walkthrough notebooks 00, 02, 03, 04 and 05 (outputs stripped).
 
 The notebooks in notebooks/ are the source of truth once written; this script is
 how they were first made and can re-make them after a structural change:
@@ -354,13 +354,17 @@ assert worker_mode in ("local", "k8s"), worker_mode
 out = Path(output_dir)
 out.mkdir(parents=True, exist_ok=True)
 run = run_settings(state_dir, timeout_s=timeout_s)
-stack = LocalStack(run.infra, ports=run.ports, with_worker=(worker_mode == "local"), progress=print,
+infra_settings, session, worker_name = run.infra, None, "e2e_worker_1"
+if worker_mode == "k8s":
+    # the local cluster, the buses (mosquitto also on docker0 for the pod), the worker image, the Deployment
+    from dongyu.k8s import local as k8s_local
+    session = k8s_local.start(run.infra, progress=print, stop_at_exit=True)
+    infra_settings = session.infra
+    worker_name = [p.name for p in session.kube.pods("default", "app=remote-worker") if p.ready][0]
+stack = LocalStack(infra_settings, ports=run.ports, with_worker=(worker_mode == "local"), progress=print,
                    timeout_s=timeout_s, worker_id="e2e_worker_1")
 stack.start()
-pod = None
-if worker_mode == "k8s":
-    from dongyu.k8s.e2e import deploy_worker_pod
-    pod = deploy_worker_pod(stack.state_dir, worker_id="e2e_worker_1", progress=print, timeout_s=timeout_s * 5)
+print(f"worker: {worker_name} ({worker_mode})")
 status, body = http_json("GET", f"{stack.ui_url}/snapshot")
 assert status == 200 and "models" in body["snapshot"], "the UI server answers /snapshot"
 """),
@@ -374,7 +378,7 @@ first = await submit_colour(stack.ui_url, colour, screenshot=out / "screenshot.p
 display(Image(filename=str(first.screenshot)))
 print(f"op_id {first.op_id}: repainted {first.background} in {first.elapsed_ms:.0f} ms; status {first.status!r}")
 assert first.background == rgb(colour), first.background
-assert first.status == f"e2e_worker_1: {colour.upper()}", first.status
+assert first.status == f"{worker_name}: {colour.upper()}", first.status
 assert first.console == (), first.console
 """),
         md("""
@@ -384,8 +388,8 @@ One `op_id` is logged at every hop; the worker's reply is `<op_id>:reply`.
 """),
         code("""
 logs = {name: c.log_file.read_text() for name, c in stack.components.items()}
-if pod is not None:
-    logs["worker (pod)"] = pod.logs()
+if session is not None:
+    logs["worker (pod)"] = session.logs()
 followed = lines_of(first.op_id, logs)
 for component, line in followed:
     print(f"[{component}] {line[:200]}")
@@ -423,7 +427,7 @@ import statistics
 checks = {
     f"the page repainted with the worker's colour ({len(results)} of {rounds} rounds)":
         all(r.background == rgb(r.colour) for r in results) and len(results) == rounds,
-    "the status shows the worker's name": first.status.startswith("e2e_worker_1: "),
+    "the status shows the worker's name": first.status.startswith(f"{worker_name}: "),
     "every hop seen (UI server, Matrix, MBR, MQTT, worker, back)": [h["hop"] for h in trace["hops"]] == expected_hops,
     "no error in the browser console": all(r.console == () for r in results),
 }
@@ -439,16 +443,114 @@ sb.glue("hop_rows", [{"hop": r.hop, "at_ms": r.at_ms, "leg_ms": r.leg_ms, "via":
 sb.glue("background", first.background)
 sb.glue("expected_background", rgb(colour))
 sb.glue("status", first.status)
+sb.glue("worker_name", worker_name)
 sb.glue("round_trip_ms", elapsed)
 (out / "results.json").write_text(json.dumps({"verdict": ok, "checks": checks, "round_trip_ms": elapsed}, indent=2))
-if pod is not None:
-    pod.delete()
-stack.stop(stop_infra=True)
+stack.stop(stop_infra=session is None)
+if session is not None:
+    k8s_local.stop(session, progress=print)  # the Deployment, the buses, the cluster
 assert ok, text
 """),
     ]
 )
 
-for name, nb in (("00_infra", INFRA), ("02_ui_server", UI), ("03_mbr_bus", MBR), ("05_e2e", E2E)):
+K8S = notebook(
+    [
+        md("""
+# 04 · The worker in Kubernetes
+
+The handover's steps 2-5 for the pod: the worker image (`Dockerfile.remote-worker`,
+`dongyuapp-remote-worker:v1`), the manifests in `k8s/` (ConfigMap
+`remote-worker-config`, a Secret for the MQTT credentials, Deployment `remote-worker`,
+Service `remote-worker-svc`), a real single-node cluster on this machine, and the worker
+pod answering on the control bus. `dongyu.k8s.local.start` does what
+`scripts/k8s-cluster up`, `dongyu infra up --mqtt-extra-listen 172.17.0.1`,
+`dongyu k8s build` and `dongyu k8s deploy` do by hand.
+"""),
+        code(
+            """
+# Parameters (papermill -p NAME VALUE)
+state_dir = ""
+timeout_s = 240
+keep_running = False   # leave the cluster, the buses and the pod running at the end
+output_dir = "out/04_k8s_worker"
+""",
+            ["parameters"],
+        ),
+        code("""
+import json
+import time
+from pathlib import Path
+
+from dongyu.adapters.mqtt.client import MqttConnection, MqttEndpoint
+from dongyu.e2e.setup import run_settings
+from dongyu.k8s import local as k8s_local
+
+Path(output_dir).mkdir(parents=True, exist_ok=True)
+run = run_settings(state_dir, timeout_s=timeout_s)
+"""),
+        md("## 1. Cluster, buses, image, Deployment"),
+        code("""
+session = k8s_local.start(run.infra, progress=print, stop_at_exit=not keep_running)
+print(f"cluster: {'built and ' if session.cluster_result.built else ''}started in {session.cluster_result.seconds:.1f} s")
+if session.image is not None:
+    print(f"image {session.image.image}: {session.image.size_bytes / 1e6:.0f} MB, built in {session.image.seconds:.1f} s")
+print(f"apply -> Ready: {session.apply_to_ready_s:.1f} s")
+pods = session.kube.pods("default", "app=remote-worker")
+for pod in pods:
+    print(pod.name, pod.phase, "Ready" if pod.ready else "not ready", f"restarts {pod.restarts}")
+assert [p.ready for p in pods] == [True]
+"""),
+        md("""
+## 2. The pod handles the seed's message
+
+As the bridge would, publish a translated UI event for model 2 on
+`UIPUT/ws/dam/pic/de/sw/2/patch_in`; the pod's log shows the seed's expected lines.
+"""),
+        code("""
+q = session.info.mqtt
+bridge = MqttConnection(MqttEndpoint(q.host, q.port, q.mbr.username, q.mbr.password))
+bridge.connect()
+op_id = f"nb04-{int(time.time())}"
+message = {"version": "mt.v0", "op_id": op_id, "action": "label_update",
+           "records": [{"op": "add_label", "model_id": 2, "p": 0, "r": 0, "c": 0, "k": "input_value", "t": "str", "v": "#ff00ff"}]}
+bridge.publish(f"{q.topic_base}/2/patch_in", json.dumps(message).encode())
+bridge.close()
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline and f"processed successfully [op_id {op_id}]" not in session.logs():
+    time.sleep(0.5)
+lines = [line for line in session.logs().splitlines() if op_id in line]
+print("\\n".join(lines))
+for expected in ("topic received", "written to PIN_IN mqtt_in of model 2", "processed successfully"):
+    assert any(expected in line for line in lines), expected
+"""),
+        md("## 3. Delete the pod: the Deployment replaces it"),
+        code("""
+old = pods[0].name
+session.kube.delete_pod(old, "default")
+deadline = time.monotonic() + timeout_s
+while time.monotonic() < deadline:
+    fresh = [p for p in session.kube.pods("default", "app=remote-worker") if p.ready and not p.deleting and p.name != old]
+    if fresh:
+        break
+    time.sleep(0.5)
+print(f"{old} deleted; {fresh[0].name} Ready")
+assert fresh
+"""),
+        code("""
+if not keep_running:
+    k8s_local.stop(session, progress=print)
+"""),
+    ]
+)
+
+
+for name, nb in (
+    ("00_infra", INFRA),
+    ("04_k8s_worker", K8S),
+    ("02_ui_server", UI),
+    ("03_mbr_bus", MBR),
+    ("05_e2e", E2E),
+):
     nbf.write(nb, OUT / f"{name}.ipynb")
     print("wrote", OUT / f"{name}.ipynb")

@@ -16,6 +16,7 @@ dockerd runs, and mosquitto can listen there only then.
 
 from __future__ import annotations
 
+import atexit
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -61,6 +62,7 @@ def start(
     build: bool = True,
     base_image: str | None = None,
     progress: Progress | None = None,
+    stop_at_exit: bool = False,
 ) -> LocalSession:
     """Cluster up, infra up (mosquitto also on docker0) when ``infra`` is given, build, deploy.
 
@@ -80,7 +82,19 @@ def start(
     built = k8s_image.build(base_image, cluster=cfg, progress=progress) if build else None
     kube = KubeClient(cfg.kubeconfig)
     seconds = deploy.deploy(kube, info, progress=progress)
-    return LocalSession(cfg, cfg.kubeconfig, kube, info, infra, up, built, seconds)
+    session = LocalSession(cfg, cfg.kubeconfig, kube, info, infra, up, built, seconds)
+    if stop_at_exit:
+        # a notebook whose cell fails never reaches its last cell: stop at interpreter exit
+        atexit.register(_stop_once, session)
+    return session
+
+
+_stopped: set[int] = set()
+
+
+def _stop_once(session: LocalSession) -> None:
+    if id(session) not in _stopped:
+        stop(session)
 
 
 def stop(
@@ -91,6 +105,7 @@ def stop(
     progress: Progress | None = None,
 ) -> None:
     """Delete the worker, stop the infra :func:`start` started, stop the cluster."""
+    _stopped.add(id(session))
     try:
         deploy.delete(session.kube, progress=progress)
     finally:

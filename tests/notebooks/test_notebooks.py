@@ -19,7 +19,7 @@ EXPECTED = ["00_infra", "01_modeltable", "02_ui_server", "03_mbr_bus", "04_k8s_w
 
 def test_the_walkthrough_notebooks_exist() -> None:
     present = {p.stem for p in ALL}
-    missing = [name for name in EXPECTED if name not in present and name != "04_k8s_worker"]
+    missing = [name for name in EXPECTED if name not in present]
     assert missing == [], missing
 
 
@@ -67,7 +67,7 @@ def test_modeltable_walkthrough_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("name", ["00_infra", "02_ui_server", "03_mbr_bus"])
+@pytest.mark.parametrize("name", ["00_infra", "02_ui_server", "03_mbr_bus", "04_k8s_worker"])
 def test_walkthrough_runs(name: str, tmp_path: Path) -> None:
     executed = _run(name, tmp_path)
     nb = nbformat.read(executed, as_version=4)
@@ -78,13 +78,19 @@ def test_walkthrough_runs(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.notebook
-def test_e2e_local_records_a_passing_verdict(tmp_path: Path) -> None:
-    executed = _run("05_e2e", tmp_path, worker_mode="local", rounds=2)
+@pytest.mark.parametrize("mode", ["local", "k8s"])
+def test_e2e_records_a_passing_verdict(mode: str, tmp_path: Path) -> None:
+    executed = _run("05_e2e", tmp_path, worker_mode=mode, rounds=2)
     scraps = sb.read_notebook(str(executed)).scraps
     assert scraps["verdict"].data is True
-    assert scraps["worker_mode"].data == "local"
+    assert scraps["worker_mode"].data == mode
     assert scraps["background"].data == scraps["expected_background"].data == "rgb(255, 0, 255)"
-    assert scraps["status"].data == "e2e_worker_1: #FF00FF"
+    worker = scraps["worker_name"].data
+    if mode == "local":
+        assert worker == "e2e_worker_1"
+    else:
+        assert worker.startswith("remote-worker-"), worker  # the pod's name is its WORKER_ID
+    assert scraps["status"].data == f"{worker}: #FF00FF"
     assert scraps["hops"].data == [
         "ui_server.received",
         "mbr.received",
