@@ -155,6 +155,7 @@ def _worker(args: argparse.Namespace) -> int:
         http_port=args.port,
         state_file=args.state_file
         or (Path(env["DY_WORKER_STATE"]) if env.get("DY_WORKER_STATE") else None),
+        mqtt_client_id=env.get("DY_MQTT_CLIENT_ID") or None,
     )
     return run_service(lambda: WorkerService(config), "worker")
 

@@ -43,6 +43,9 @@ class WorkerConfig:
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     heartbeat_s: float = 30.0
+    mqtt_client_id: str | None = None
+    """The MQTT client id, i.e. the broker session; default ``dongyu-worker-<worker_id>``.
+    Keep it stable across restarts (and pods) so unacknowledged messages are redelivered."""
     state_file: Path | None = None
     """Where the worker keeps its table, handled op_ids and unsent replies (SQLite);
     ``None``: nothing survives a restart but what the broker's session keeps."""
@@ -106,7 +109,7 @@ class WorkerService:
         await self.http.start()
         self.link = MqttLink(
             cfg.mqtt,
-            client_id=f"dongyu-worker-{cfg.worker_id}",
+            client_id=cfg.mqtt_client_id or f"dongyu-worker-{cfg.worker_id}",
             subscriptions=self.core.subscriptions,
             on_message=self._on_message,
         )

@@ -89,3 +89,44 @@ def test_after_the_pod_is_deleted_the_chain_works_again(
         "the old pod to go",
     )
     _round(ui_and_bridge, kube, "#00a0ff")
+
+
+def test_killing_the_pod_loses_and_repeats_nothing(
+    ui_and_bridge: LocalStack, kube: Any, k8s_infra: InfraInfo
+) -> None:
+    """While UI events flow, the pod is killed (grace 0: SIGKILL); the replacement resumes the
+    same MQTT session (DY_MQTT_CLIENT_ID), so every acknowledged event is answered, once."""
+    import threading
+    import time
+    from collections import Counter
+
+    from dongyu.adapters.mqtt.client import MqttConnection, MqttEndpoint
+    from dongyu.stack.faults import _Stream
+
+    q = k8s_infra.mqtt
+    assert q.probe is not None
+    probe = MqttConnection(MqttEndpoint(q.host, q.port, q.probe.username, q.probe.password))
+    probe.connect()
+    probe.subscribe(f"{q.topic_base}/100/patch_out")
+    stream = _Stream(ui_and_bridge.ui_url, f"podkill-{int(time.time())}", 30, 0.05)
+    thread = threading.Thread(target=stream.run)
+    thread.start()
+    wait_for(lambda: len(stream.acknowledged) >= 10, 60, "a third of the events")
+    old = _pod(kube)
+    kube.delete_pod(old, "default", grace_s=0)
+    thread.join(120)
+    acknowledged = [op for op, _ in stream.acknowledged]
+    replies: Counter[str] = Counter()
+    deadline = time.monotonic() + K8S_TIMEOUT_S
+    while time.monotonic() < deadline and not all(replies[f"{op}:reply"] for op in acknowledged):
+        message = probe.get(1.0)
+        if message is not None:
+            import json
+
+            replies[json.loads(message.payload)["op_id"]] += 1
+    probe.close()
+    missing = [op for op in acknowledged if not replies[f"{op}:reply"]]
+    repeated = [op for op in acknowledged if replies[f"{op}:reply"] > 1]
+    assert len(acknowledged) == 30
+    assert missing == [], f"acknowledged, never answered after the pod was killed: {missing}"
+    assert repeated == [], f"answered twice: {repeated}"

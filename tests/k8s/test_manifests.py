@@ -59,7 +59,13 @@ def test_base_has_the_seed_resources() -> None:
     assert set(docs) == {"ConfigMap", "Deployment", "Service"}  # the Secret is never in git
     cm, dep, svc = docs["ConfigMap"], docs["Deployment"], docs["Service"]
     assert cm["metadata"]["name"] == "remote-worker-config"
-    assert set(cm["data"]) == {"MQTT_HOST", "MQTT_PORT", "WORKER_MODEL_ID", "DY_MQTT_TOPIC_BASE"}
+    assert set(cm["data"]) == {
+        "MQTT_HOST",
+        "MQTT_PORT",
+        "WORKER_MODEL_ID",
+        "DY_MQTT_TOPIC_BASE",
+        "DY_MQTT_CLIENT_ID",
+    }
     assert "MQTT_PASS" not in cm["data"] and "MQTT_USER" not in cm["data"]
     assert dep["metadata"]["name"] == "remote-worker"
     assert dep["spec"]["selector"]["matchLabels"] == {"app": "remote-worker"}
