@@ -18,16 +18,17 @@ from dataclasses import dataclass, field
 
 from dongyu.bridge.translate import PATCH_OUT_PIN, parse_topic
 from dongyu.core.labels import CONFIG_CELL, EDITOR_STATE_MODEL, JSON, Label
-from dongyu.errors import DongyuError, ValidationError
+from dongyu.errors import DongyuError, InvalidPatch, ValidationError
 from dongyu.messages.hops import stamp
 from dongyu.patch.dedup import OpIdWindow
-from dongyu.patch.envelope import loads_json
+from dongyu.patch.envelope import loads_json, parse_envelope
 from dongyu.program.host import OutboxHost
 from dongyu.program.runtime import FunctionRun, Runtime
 
 log = logging.getLogger("dongyu.worker.core")
 
 FALLBACK_PIN = "mqtt_in"
+_CODE_TYPES = frozenset({"function", "func.python", "func.js"})
 MAX_PAYLOAD_BYTES = 1_000_000
 
 
@@ -124,6 +125,7 @@ class WorkerCore:
                 raise ValidationError(f"payload is not JSON: {exc}", code="not_json") from exc
             if not isinstance(message, dict):
                 raise ValidationError("payload is not a JSON object", code="not_an_object")
+            _check_patch(message)
         except DongyuError as exc:
             return self._refuse(topic, None, exc)
         op_id = message.get("op_id") if isinstance(message.get("op_id"), str) else None
@@ -171,6 +173,26 @@ class WorkerCore:
         self.metrics.reject(exc.code)
         log.warning("message on %s refused: %s", topic, exc)
         return Handled(topic, op_id, None, refused=str(exc))
+
+
+def _check_patch(message: dict[str, object]) -> None:
+    """A payload that says it is an mt.v0 patch must be one, and, coming over a bus, must
+    not carry program code: the worker never installs functions from its inputs."""
+    if "version" not in message and "records" not in message:
+        return  # a plain event (the seed's worker accepts any JSON object)
+    try:
+        envelope = parse_envelope(message)
+    except InvalidPatch as exc:
+        raise ValidationError(
+            f"payload is not an mt.v0 patch: {exc.detail}", code="invalid_patch"
+        ) from exc
+    for index, record in enumerate(envelope.records):
+        if isinstance(record, dict) and record.get("t") in _CODE_TYPES:
+            raise ValidationError(
+                f"record {index} carries a {record.get('t')!r} label: function labels come only "
+                "from trusted sources, never from the bus",
+                code="untrusted_function",
+            )
 
 
 def _stamp_reply(payload: JSON, request_hops: JSON) -> JSON:

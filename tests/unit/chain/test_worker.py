@@ -268,3 +268,50 @@ def test_metrics_count_time() -> None:
     w.handle(topic, payload)
     assert w.metrics.function_seconds > 0
     assert w.metrics.messages_in == 1 and w.metrics.messages_out == 1
+
+
+def test_payloads_that_carry_code_or_are_broken_patches_are_refused_and_counted() -> None:
+    from dongyu import programs
+    from dongyu.core.snapshot import snapshot_bytes
+    from dongyu.program.host import OutboxHost
+    from dongyu.program.runtime import Runtime
+    from dongyu.worker.core import WorkerCore
+
+    runtime = Runtime(OutboxHost())
+    for name in ("remote_worker", "color_form"):
+        runtime.load_program(programs.load(name))
+    outbox = runtime.host
+    assert isinstance(outbox, OutboxHost)
+    core = WorkerCore(
+        runtime, outbox, model_id=2, topic_base="UIPUT/ws/dam/pic/de/sw", worker_id="w"
+    )
+    before = snapshot_bytes(runtime.table)
+    evil = {
+        "version": "mt.v0",
+        "op_id": "evil-1",
+        "records": [
+            {
+                "op": "add_label",
+                "model_id": -10,
+                "p": 9,
+                "r": 0,
+                "c": 0,
+                "k": "x",
+                "t": "function",
+                "v": "pass",
+            }
+        ],
+    }
+    handled = core.handle("UIPUT/ws/dam/pic/de/sw/2/patch_in", json.dumps(evil).encode())
+    assert handled.refused is not None and handled.refused.startswith("untrusted_function")
+    broken = {"version": "mt.v0", "op_id": "broken-1", "records": "nope"}
+    handled = core.handle("UIPUT/ws/dam/pic/de/sw/2/patch_in", json.dumps(broken).encode())
+    assert handled.refused is not None and handled.refused.startswith("invalid_patch")
+    assert core.metrics.rejected == {"untrusted_function": 1, "invalid_patch": 1}
+    assert snapshot_bytes(runtime.table) == before
+    assert runtime.find_function("x") is None
+    ok = core.handle(
+        "UIPUT/ws/dam/pic/de/sw/2/patch_in",
+        json.dumps({**evil, "op_id": "fine-1", "records": []}).encode(),
+    )
+    assert ok.refused is None and ok.runs and ok.runs[0].ok
