@@ -19,7 +19,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from dongyu import programs
 from dongyu.adapters.http.health import health_app
@@ -32,7 +31,7 @@ from dongyu.errors import DongyuError
 from dongyu.messages.batch import encoded_size, group, pack
 from dongyu.patch.dedup import OpIdWindow
 from dongyu.program.runtime import Runtime
-from dongyu.services.tasks import TaskGroup
+from dongyu.services.base import Service
 from dongyu.store.component import ComponentStore
 from dongyu.worker.metrics import prometheus_text
 
@@ -85,8 +84,9 @@ def coalesce_from_env(env: Mapping[str, str]) -> bool:
     return env.get("DY_BUS_COALESCE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-class MbrService:
+class MbrService(Service):
     def __init__(self, config: MbrConfig) -> None:
+        super().__init__("mbr")
         self.config = config
         self.runtime = Runtime()
         # durable state: the op_ids bridged to MQTT, committed after each Matrix batch is
@@ -116,8 +116,6 @@ class MbrService:
             config.health_port,
             name="MBR health",
         )
-        self._tasks = TaskGroup("mbr")
-        self._stopping = asyncio.Event()
         self._to_matrix: asyncio.Queue[tuple[str, dict[str, object], Ack | None]] = asyncio.Queue()
 
     async def start(self) -> None:
@@ -149,27 +147,6 @@ class MbrService:
         await self.matrix.close()
         self.store.close()
         log.info("MBR bridge stopped")
-
-    async def wait(self) -> None:
-        stop = asyncio.ensure_future(self._stopping.wait())
-        failed = asyncio.ensure_future(self._tasks.failed.wait())
-        try:
-            await asyncio.wait({stop, failed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            failed.cancel()
-
-    async def __aenter__(self) -> MbrService:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # ---- work --------------------------------------------------------------
     async def _matrix_receiver(self) -> None:

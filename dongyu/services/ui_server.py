@@ -23,7 +23,6 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from dongyu import programs
@@ -36,8 +35,8 @@ from dongyu.messages.bus import BusMessage
 from dongyu.patch.dedup import OpIdWindow
 from dongyu.program.host import OutboxHost
 from dongyu.program.runtime import Runtime
+from dongyu.services.base import Service
 from dongyu.services.mbr import MatrixEndpoint, coalesce_from_env, matrix_link
-from dongyu.services.tasks import TaskGroup
 from dongyu.store.component import ComponentStore
 from dongyu.ui.core import UiCore
 from dongyu.ui.page import render_page
@@ -61,8 +60,9 @@ class UiServerConfig:
 _Outgoing = tuple[list[dict[str, Any]], "asyncio.Future[str]"]
 
 
-class UiServerService:
+class UiServerService(Service):
     def __init__(self, config: UiServerConfig) -> None:
+        super().__init__("ui-server")
         self.config = config
         self.outbox = OutboxHost()
         # durable state: the table and the applied deltas' op_ids, committed after each
@@ -87,8 +87,6 @@ class UiServerService:
         self.http = HttpServer(ui_app(self), config.http_host, config.http_port, name="UI server")
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._outgoing: asyncio.Queue[_Outgoing] = asyncio.Queue()
-        self._tasks = TaskGroup("ui-server")
-        self._stopping = asyncio.Event()
         self.bridge_seen_ms: int | None = None
         self.accepted = 0
         self.refused = 0
@@ -121,27 +119,6 @@ class UiServerService:
         await self.matrix.close()
         self.store.close()
         log.info("UI server stopped")
-
-    async def wait(self) -> None:
-        stop = asyncio.ensure_future(self._stopping.wait())
-        failed = asyncio.ensure_future(self._tasks.failed.wait())
-        try:
-            await asyncio.wait({stop, failed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            failed.cancel()
-
-    async def __aenter__(self) -> UiServerService:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # ---- the UiBackend of the web app -----------------------------------------
     def page(self) -> str:

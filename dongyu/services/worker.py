@@ -14,7 +14,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from dongyu import programs
 from dongyu.adapters.http.health import health_app
@@ -25,7 +24,7 @@ from dongyu.core.snapshot import from_snapshot, to_snapshot
 from dongyu.patch.dedup import OpIdWindow
 from dongyu.program.host import OutboxHost
 from dongyu.program.runtime import Runtime
-from dongyu.services.tasks import TaskGroup
+from dongyu.services.base import Service
 from dongyu.store.component import ComponentStore, Pending
 from dongyu.worker.core import WorkerCore, encode
 from dongyu.worker.metrics import prometheus_text
@@ -51,10 +50,11 @@ class WorkerConfig:
     ``None``: nothing survives a restart but what the broker's session keeps."""
 
 
-class WorkerService:
+class WorkerService(Service):
     """``async with WorkerService(config) as worker: await worker.wait()``."""
 
     def __init__(self, config: WorkerConfig) -> None:
+        super().__init__("worker")
         self.config = config
         self.outbox = OutboxHost()
         self.store = ComponentStore(config.state_file) if config.state_file is not None else None
@@ -66,8 +66,6 @@ class WorkerService:
         self.core: WorkerCore | None = None
         self.link: MqttLink | None = None
         self.http: HttpServer | None = None
-        self._tasks = TaskGroup("worker")
-        self._stopping = asyncio.Event()
 
     # ---- lifecycle -------------------------------------------------------
     async def start(self) -> None:
@@ -128,31 +126,9 @@ class WorkerService:
             self.store.close()
         log.info("worker %s stopped", self.config.worker_id)
 
-    async def wait(self) -> None:
-        """Until :meth:`stop` is called or a background task fails."""
-        stop = asyncio.ensure_future(self._stopping.wait())
-        failed = asyncio.ensure_future(self._tasks.failed.wait())
-        try:
-            await asyncio.wait({stop, failed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            failed.cancel()
-
     async def wait_ready(self, timeout_s: float) -> None:
         assert self.link is not None
         await self.link.wait_connected(timeout_s)
-
-    async def __aenter__(self) -> WorkerService:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # ---- work --------------------------------------------------------------
     async def _on_message(self, topic: str, payload: bytes) -> None:
