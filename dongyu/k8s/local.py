@@ -49,6 +49,8 @@ class LocalSession:
     cluster_result: k8s_cluster.UpResult
     image: k8s_image.ImageResult | None
     apply_to_ready_s: float
+    started_cluster: bool = True
+    """Whether :func:`start` brought the cluster up (else :func:`stop` leaves it running)."""
 
     def logs(self, tail: int | None = None) -> str:
         return "\n".join(deploy.follow_logs(self.kube, follow=False, tail=tail))
@@ -70,6 +72,7 @@ def start(
     with mosquitto listening on 172.17.0.1 (``dongyu infra up --mqtt-extra-listen 172.17.0.1``).
     """
     cfg = settings or k8s_cluster.ClusterSettings.from_env()
+    was_running = k8s_cluster.status(cfg).healthy
     up = k8s_cluster.up(cfg, progress=progress)
     if infra is not None:
         extra = tuple(dict.fromkeys((*infra.mqtt_extra_listen, DOCKER_GATEWAY)))
@@ -82,7 +85,9 @@ def start(
     built = k8s_image.build(base_image, cluster=cfg, progress=progress) if build else None
     kube = KubeClient(cfg.kubeconfig)
     seconds = deploy.deploy(kube, info, progress=progress)
-    session = LocalSession(cfg, cfg.kubeconfig, kube, info, infra, up, built, seconds)
+    session = LocalSession(
+        cfg, cfg.kubeconfig, kube, info, infra, up, built, seconds, started_cluster=not was_running
+    )
     if stop_at_exit:
         # a notebook whose cell fails never reaches its last cell: stop at interpreter exit
         atexit.register(_stop_once, session)
@@ -104,7 +109,8 @@ def stop(
     infra_down_too: bool = True,
     progress: Progress | None = None,
 ) -> None:
-    """Delete the worker, stop the infra :func:`start` started, stop the cluster."""
+    """Delete the worker, stop the infra :func:`start` started, and the cluster if
+    :func:`start` started it (a cluster that already ran, e.g. for other tests, stays)."""
     _stopped.add(id(session))
     try:
         deploy.delete(session.kube, progress=progress)
@@ -112,5 +118,5 @@ def stop(
         session.kube.close()
         if infra_down_too and session.infra is not None:
             infra_down(session.infra, progress=progress)
-        if cluster_down:
+        if cluster_down and session.started_cluster:
             k8s_cluster.down(session.cluster, progress=progress)
