@@ -1,4 +1,4 @@
-"""A real browser's click -> repaint (the approach of ``benchmarks/chain_roundtrip.py``).
+"""A real browser's click -> repaint (the approach of ``benchmarks/chain_roundtrip.py` (since replaced by `dongyu bench`)`).
 
 Headless Chromium (:mod:`dongyu.adapters.browser`) opens the page, and for each
 run fills a new colour and clicks Submit; the time is from the click to the

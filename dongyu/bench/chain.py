@@ -21,6 +21,7 @@ from typing import Any
 
 from dongyu.adapters.http.client import HttpClient
 from dongyu.bench.stats import order_violations, segments_ms, summary
+from dongyu.worker.metrics import parse_prometheus
 
 log = logging.getLogger("dongyu.bench.chain")
 
@@ -175,13 +176,7 @@ async def round_trips(
 
 def _metrics(url: str) -> dict[str, float]:
     with urllib.request.urlopen(url, timeout=10) as answer:
-        text = answer.read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
+        return parse_prometheus(answer.read().decode())
 
 
 async def burst(

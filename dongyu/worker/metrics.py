@@ -25,3 +25,13 @@ def prometheus_text(
             label_text = "{" + inner + "}"
         lines.append(f"{name}{label_text} {value}")
     return "\n".join(lines) + "\n"
+
+
+def parse_prometheus(text: str) -> dict[str, float]:
+    """Prometheus text -> ``{"name{labels}": value}`` (comments skipped)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out

@@ -20,6 +20,7 @@ import pytest
 from dongyu.infra.process import free_port
 from dongyu.settings import InfraSettings
 from dongyu.stack.local import LocalStack, StackPorts
+from dongyu.worker.metrics import parse_prometheus
 
 ARTIFACTS = Path(os.environ.get("DONGYU_TEST_ARTIFACTS", "out/test-artifacts")).absolute()
 WORKER_ID = "test_worker_7"
@@ -88,10 +89,4 @@ def ui_event(
 def metrics(url: str) -> dict[str, float]:
     """Prometheus text -> {name{labels}: value}."""
     with urllib.request.urlopen(url, timeout=10) as answer:
-        text = answer.read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
+        return parse_prometheus(answer.read().decode())
