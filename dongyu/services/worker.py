@@ -19,13 +19,13 @@ from dongyu import programs
 from dongyu.adapters.http.health import health_app
 from dongyu.adapters.http.server import HttpServer
 from dongyu.adapters.mqtt.client import MqttEndpoint
-from dongyu.adapters.mqtt.link import MqttLink
+from dongyu.adapters.mqtt.link import Ack, MqttLink
 from dongyu.core.snapshot import from_snapshot, to_snapshot
 from dongyu.patch.dedup import OpIdWindow
 from dongyu.program.host import OutboxHost
 from dongyu.program.runtime import Runtime
 from dongyu.services.base import Service
-from dongyu.store.component import ComponentStore, Pending
+from dongyu.store.component import ComponentStore
 from dongyu.worker.core import WorkerCore, encode
 from dongyu.worker.metrics import prometheus_text
 
@@ -50,6 +50,16 @@ class WorkerConfig:
     ``None``: nothing survives a restart but what the broker's session keeps."""
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    """What one handled message still owes the broker: its replies, then its ack."""
+
+    replies: list[tuple[str, bytes]]
+    outbox_ids: list[int]
+    ack: Ack | None
+    op_id: str | None
+
+
 class WorkerService(Service):
     """``async with WorkerService(config) as worker: await worker.wait()``."""
 
@@ -64,6 +74,7 @@ class WorkerService(Service):
             table = from_snapshot(self._restored.snapshot)
         self.runtime = Runtime(self.outbox, table=table)
         self.core: WorkerCore | None = None
+        self._outgoing: asyncio.Queue[_Outgoing] = asyncio.Queue()
         self.link: MqttLink | None = None
         self.http: HttpServer | None = None
 
@@ -109,13 +120,18 @@ class WorkerService(Service):
             cfg.mqtt,
             client_id=cfg.mqtt_client_id or f"dongyu-worker-{cfg.worker_id}",
             subscriptions=self.core.subscriptions,
-            on_message=self._on_message,
+            on_message_deferred=self._on_message,
         )
+        if restored is not None and restored.pending:
+            # replies committed before a crash and never acknowledged by the broker go first
+            ids = [item.id for item in restored.pending]
+            await self._outgoing.put(
+                _Outgoing([(i.topic, i.payload) for i in restored.pending], ids, None, None)
+            )
         log.info("connecting to MQTT %s:%d", cfg.mqtt.host, cfg.mqtt.port)
         self._tasks.start("mqtt", self.link.run())
+        self._tasks.start("sender", self._sender())
         self._tasks.start("heartbeat", self._heartbeat())
-        if restored is not None and restored.pending:
-            self._tasks.start("resend", self._resend(restored.pending))
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -131,12 +147,16 @@ class WorkerService(Service):
         await self.link.wait_connected(timeout_s)
 
     # ---- work --------------------------------------------------------------
-    async def _on_message(self, topic: str, payload: bytes) -> None:
-        """Handle, commit (table, op_id, replies) before the message is acknowledged,
-        publish the replies, forget them once the broker has them."""
-        assert self.core is not None and self.link is not None
+    async def _on_message(self, topic: str, payload: bytes, ack: Ack) -> None:
+        """Handle, commit (table, op_id, replies) and hand the replies to the sender,
+        which publishes them and only then acknowledges the message.
+
+        The handler never waits for the broker itself: it runs inside the MQTT link's
+        receive loop, which must stay free to reconnect if the broker goes away."""
+        assert self.core is not None
         handled = self.core.handle(topic, payload)
         if handled.refused is not None or handled.duplicate:
+            await self._outgoing.put(_Outgoing([], [], ack, handled.op_id))
             return
         encoded = [(reply_topic, encode(reply)) for reply_topic, reply in handled.replies]
         ids: list[int] = []
@@ -146,19 +166,21 @@ class WorkerService(Service):
                 seen=[handled.op_id] if handled.op_id else [],
                 outbox=encoded,
             )
-        for reply_topic, data in encoded:
-            await self.link.publish(reply_topic, data)
-            log.info("reply published to %s [op_id %s]", reply_topic, handled.op_id)
-        if self.store is not None:
-            self.store.sent(ids)
+        await self._outgoing.put(_Outgoing(encoded, ids, ack, handled.op_id))
 
-    async def _resend(self, pending: list[Pending]) -> None:
+    async def _sender(self) -> None:
+        """One queue, in order: publish each message's replies (QoS 1, retried across
+        reconnects), forget them in the outbox, then acknowledge the message."""
         assert self.link is not None
-        for item in pending:
-            await self.link.publish(item.topic, item.payload)
-            log.info("unsent reply from before the restart published to %s", item.topic)
-        if self.store is not None:
-            self.store.sent([item.id for item in pending])
+        while True:
+            item = await self._outgoing.get()
+            for reply_topic, data in item.replies:
+                await self.link.publish(reply_topic, data)
+                log.info("reply published to %s [op_id %s]", reply_topic, item.op_id)
+            if self.store is not None and item.outbox_ids:
+                self.store.sent(item.outbox_ids)
+            if item.ack is not None:
+                item.ack()
 
     async def _heartbeat(self) -> None:
         while True:

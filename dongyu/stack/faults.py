@@ -187,6 +187,9 @@ def run_fault(
             break
         time.sleep(0.2)
     lost = tuple(op for op in acknowledged if counts[op] == 0)
+    detail = f"{stream.refused} requests refused while down" if stream.refused else ""
+    if lost:
+        detail += "\n" + _log_tails(stack)
     return FaultRow(
         component=target,
         sent=events,
@@ -196,8 +199,18 @@ def run_fault(
         lost=lost,
         recovery_s=round(recovered_at - restart_at, 2),
         converged=converged,
-        detail=f"{stream.refused} requests refused while down" if stream.refused else "",
+        detail=detail,
     )
+
+
+def _log_tails(stack: LocalStack, lines: int = 12) -> str:
+    """The end of each component's log, and whether it still runs (for a failure report)."""
+    parts = []
+    for name, component in stack.components.items():
+        alive = component.process is not None and component.process.poll() is None
+        tail = component.log_file.read_text(errors="replace").splitlines()[-lines:]
+        parts.append(f"--- {name} ({'running' if alive else 'NOT running'}):\n" + "\n".join(tail))
+    return "\n".join(parts)
 
 
 def markdown(rows: list[FaultRow]) -> str:

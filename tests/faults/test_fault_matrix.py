@@ -43,7 +43,7 @@ def test_kill_9_and_restart(stack: LocalStack, target: str) -> None:
     row = run_fault(stack, target, events=30, interval_s=0.05, down_s=1.0, timeout_s=90)
     ROWS.append(row)
     assert row.acknowledged > 0, row
-    assert row.lost == (), f"acknowledged but never applied: {row.lost}"
+    assert row.lost == (), f"acknowledged but never applied: {row.lost}\n{row.detail}"
     assert row.duplicates == 0, row
     assert row.applied == row.acknowledged, row
     assert row.converged, f"the page did not converge to the last acknowledged colour: {row}"
