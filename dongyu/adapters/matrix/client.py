@@ -14,7 +14,7 @@ import asyncio
 import logging
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,29 @@ def check_content(value: Any, path: str = "content") -> None:
             check_content(item, f"{path}[{index}]")
         return
     raise MatrixClientError(f"{path}: {type(value).__name__} is not JSON")
+
+
+def bus_events(
+    room_id: str, timeline: Iterable[Any], event_type: str = BUS_EVENT_TYPE
+) -> list[BusEvent]:
+    """The events of ``event_type`` in a room's sync timeline, in order, from any sender
+    (the caller decides whom it listens to)."""
+    found: list[BusEvent] = []
+    for event in timeline:
+        source: dict[str, Any] = getattr(event, "source", {}) or {}
+        if source.get("type") != event_type:
+            continue
+        content = source.get("content")
+        found.append(
+            BusEvent(
+                room_id=room_id,
+                event_id=str(source.get("event_id", "")),
+                sender=str(source.get("sender", "")),
+                content=content if isinstance(content, dict) else {},
+                origin_server_ts=int(source.get("origin_server_ts", 0)),
+            )
+        )
+    return found
 
 
 class MatrixBusClient:
@@ -150,23 +173,11 @@ class MatrixBusClient:
         if room is None:
             return []
         events: list[BusEvent] = []
-        for event in room.timeline.events:
-            source: dict[str, Any] = getattr(event, "source", {}) or {}
-            if source.get("type") != BUS_EVENT_TYPE:
+        for event in bus_events(self.room_id, room.timeline.events):
+            if event.sender != self.peer_user_id:
+                log.debug("ignoring a %s event from %s", BUS_EVENT_TYPE, event.sender)
                 continue
-            if source.get("sender") != self.peer_user_id:
-                log.debug("ignoring a %s event from %s", BUS_EVENT_TYPE, source.get("sender"))
-                continue
-            content = source.get("content")
-            events.append(
-                BusEvent(
-                    room_id=self.room_id,
-                    event_id=str(source.get("event_id", "")),
-                    sender=str(source["sender"]),
-                    content=content if isinstance(content, dict) else {},
-                    origin_server_ts=int(source.get("origin_server_ts", 0)),
-                )
-            )
+            events.append(event)
         return events
 
     async def close(self) -> None:

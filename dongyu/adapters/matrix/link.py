@@ -25,7 +25,13 @@ from typing import Any
 
 from nio import AsyncClient, AsyncClientConfig, RoomSendResponse, SyncResponse
 
-from dongyu.adapters.matrix.client import BUS_EVENT_TYPE, BusEvent, MatrixClientError, check_content
+from dongyu.adapters.matrix.client import (
+    BUS_EVENT_TYPE,
+    BusEvent,
+    MatrixClientError,
+    bus_events,
+    check_content,
+)
 
 log = logging.getLogger("dongyu.adapters.matrix.link")
 
@@ -195,32 +201,19 @@ class MatrixLink:
                 continue
             if room.timeline.limited:
                 log.warning("sync timeline of %s was limited: older events may be missed", room_id)
-            for event in room.timeline.events:
-                source: dict[str, Any] = getattr(event, "source", {}) or {}
-                if source.get("type") != self.event_type:
-                    continue
-                sender = source.get("sender")
-                if sender != self.peer_user_id:
-                    if sender != self.user_id:
+            for event in bus_events(room_id, room.timeline.events, self.event_type):
+                if event.sender != self.peer_user_id:
+                    if event.sender != self.user_id:
                         self.ignored += 1
                         log.warning(
                             "ignored a %s event from %s: only %s is listened to",
                             self.event_type,
-                            sender,
+                            event.sender,
                             self.peer_user_id,
                         )
                     continue
-                content = source.get("content")
                 self.received += 1
-                events.append(
-                    BusEvent(
-                        room_id=room_id,
-                        event_id=str(source.get("event_id", "")),
-                        sender=str(sender),
-                        content=content if isinstance(content, dict) else {},
-                        origin_server_ts=int(source.get("origin_server_ts", 0)),
-                    )
-                )
+                events.append(event)
         return events
 
     def _load_token(self) -> str | None:
