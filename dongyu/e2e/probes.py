@@ -16,9 +16,11 @@ from dongyu.adapters.mqtt.client import MqttConnection, MqttEndpoint, try_connec
 from dongyu.settings import InfraInfo, MatrixAccount
 
 
-def http_json(method: str, url: str, body: Any = None, timeout_s: float = 30.0) -> tuple[int, Any]:
-    """One HTTP call with a JSON body; ``(status, decoded answer or text)``."""
-    data = None if body is None else json.dumps(body).encode()
+def http_json(
+    method: str, url: str, body: Any = None, raw: bytes | None = None, timeout_s: float = 30.0
+) -> tuple[int, Any]:
+    """One HTTP call with a JSON body (or ``raw`` bytes); ``(status, decoded answer or text)``."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     request = urllib.request.Request(
         url, data=data, method=method, headers={"Content-Type": "application/json"}
     )

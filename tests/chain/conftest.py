@@ -5,7 +5,6 @@ One stack serves the whole session; it is stopped (and the servers with it) at t
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from dongyu.e2e.probes import http_json
 from dongyu.infra.process import free_port
 from dongyu.settings import InfraSettings
 from dongyu.stack.local import LocalStack, StackPorts
@@ -53,21 +53,7 @@ def stack() -> Iterator[LocalStack]:
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def http(method: str, url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
-    """A JSON HTTP call; (status, decoded body or text)."""
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            status, text = answer.status, answer.read().decode()
-    except urllib.error.HTTPError as exc:
-        status, text = exc.code, exc.read().decode()
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
+http = http_json  # the tests' name for it
 
 
 def ui_event(
